@@ -1,0 +1,1 @@
+"""Dagster wiring only: every computation lives in the domain packages."""

@@ -1,0 +1,265 @@
+"""Per-day document assets: raw files, OCR text, TF-IDF features and predictions."""
+
+import time
+from collections import Counter
+from datetime import date
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from docflow_assets.defs.partitions import DocumentBatch, upload_days
+from docflow_assets.defs.resources import DocflowResource
+from docflow_assets.ml.feature_store import features_key, load_features, save_features
+from docflow_assets.ocr.pipeline import OcrRequest, ocr_documents
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.models import DocumentStatus
+from docflow_assets.store.objects import ObjectNotFound
+from docflow_assets.store.repository import (
+    add_prediction,
+    batch_documents,
+    document_texts,
+    mark_failed,
+    replace_ocr_results,
+)
+
+MAX_EMPTY_TEXT_RATE = 0.2
+MIN_MEAN_CONFIDENCE = 0.6
+READY_FOR_FEATURES = (DocumentStatus.OCR_DONE, DocumentStatus.PREDICTED)
+
+
+def _day(context: AssetExecutionContext) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+def _markdown_preview(rows: list[dict[str, object]]) -> MetadataValue:
+    if not rows:
+        return MetadataValue.md("(none)")
+    return MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False))
+
+
+@asset(
+    partitions_def=upload_days,
+    group_name="documents",
+    kinds={"python", "sql"},
+    description="Uploaded files of the day, checked against the object store and decodable.",
+)
+def raw_documents(
+    context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
+) -> MaterializeResult:
+    store = docflow.store()
+    with session_scope(docflow.database) as session:
+        documents = batch_documents(session, _day(context), config.document_ids)
+        missing = []
+        for document in documents:
+            if document.status == DocumentStatus.FAILED:
+                continue
+            if not store.exists(document.storage_key):
+                mark_failed(session, document, f"original file {document.storage_key} is missing")
+                missing.append(document.id)
+        formats = Counter(document.content_type for document in documents)
+        preview = [
+            {"id": d.id, "filename": d.filename, "type": d.content_type, "pages": d.pages,
+             "label": d.label, "status": d.status}
+            for d in documents[:10]
+        ]
+        pages = sum(document.pages for document in documents)
+        total_bytes = sum(document.size_bytes for document in documents)
+    return MaterializeResult(
+        metadata={
+            "documents": len(documents),
+            "pages": pages,
+            "bytes": total_bytes,
+            "missing_originals": len(missing),
+            "content_types": dict(formats),
+            "preview": _markdown_preview(preview),
+        }
+    )
+
+
+@asset(
+    partitions_def=upload_days,
+    group_name="documents",
+    deps=[raw_documents],
+    kinds={"tesseract", "sql"},
+    description="Per-page text, words, boxes and confidences of the day's documents.",
+    check_specs=[
+        AssetCheckSpec("empty_text_rate", asset="ocr_text"),
+        AssetCheckSpec("low_confidence_rate", asset="ocr_text"),
+    ],
+)
+def ocr_text(
+    context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
+) -> MaterializeResult:
+    settings = docflow.settings()
+    store = docflow.store()
+    with session_scope(docflow.database) as session:
+        documents = [
+            document
+            for document in batch_documents(session, _day(context), config.document_ids)
+            if document.status != DocumentStatus.FAILED
+        ]
+        requests = []
+        for document in documents:
+            try:
+                requests.append(
+                    OcrRequest(document.id, store.get_bytes(document.storage_key), document.content_type)
+                )
+            except ObjectNotFound:
+                mark_failed(session, document, f"original file {document.storage_key} is missing")
+    started = time.perf_counter()
+    results = ocr_documents(
+        requests, settings.ocr_languages, settings.render_dpi, settings.ocr_workers
+    )
+    seconds = time.perf_counter() - started
+    failed: list[int] = []
+    page_confidences: list[float] = []
+    empty_pages = 0
+    preview = []
+    with session_scope(docflow.database) as session:
+        by_id = {document.id: session.merge(document) for document in documents}
+        for result in results:
+            document = by_id[result.document_id]
+            if result.error:
+                mark_failed(session, document, f"OCR failed: {result.error}")
+                failed.append(document.id)
+                continue
+            replace_ocr_results(session, document, result.pages)
+            for page in result.pages:
+                page_confidences.append(page.mean_confidence)
+                empty_pages += not page.text.strip()
+            if len(preview) < 5:
+                preview.append({"id": document.id, "text": result.text[:120].replace("\n", " ")})
+    pages = len(page_confidences)
+    empty_rate = empty_pages / pages if pages else 0.0
+    low_rate = sum(c < MIN_MEAN_CONFIDENCE for c in page_confidences) / pages if pages else 0.0
+    mean_confidence = sum(page_confidences) / pages if pages else 0.0
+    context.log.info(f"OCR'd {pages} pages of {len(results)} documents in {seconds:.1f}s")
+    return MaterializeResult(
+        metadata={
+            "documents": len(results) - len(failed),
+            "failed_documents": len(failed),
+            "pages": pages,
+            "engine": "tesseract",
+            "languages": settings.ocr_languages,
+            "mean_confidence": round(mean_confidence, 4),
+            "seconds": round(seconds, 2),
+            "seconds_per_page": round(seconds / pages, 3) if pages else 0.0,
+            "preview": _markdown_preview(preview),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="empty_text_rate",
+                passed=empty_rate <= MAX_EMPTY_TEXT_RATE,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"empty_text_rate": empty_rate, "limit": MAX_EMPTY_TEXT_RATE},
+            ),
+            AssetCheckResult(
+                check_name="low_confidence_rate",
+                passed=low_rate <= MAX_EMPTY_TEXT_RATE,
+                severity=AssetCheckSeverity.WARN,
+                metadata={
+                    "low_confidence_rate": low_rate,
+                    "page_confidence_floor": MIN_MEAN_CONFIDENCE,
+                },
+            ),
+        ],
+    )
+
+
+@asset(
+    partitions_def=upload_days,
+    group_name="documents",
+    deps=[ocr_text],
+    kinds={"scikitlearn"},
+    description="TF-IDF vectors of the day's OCR text under the deployed model's vectorizer.",
+)
+def tfidf_features(
+    context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
+) -> MaterializeResult:
+    settings = docflow.settings()
+    deployed = docflow.registry().load_alias(settings.model_alias)
+    if deployed is None:
+        context.log.warning("No model is deployed yet; features wait for the first one.")
+        return MaterializeResult(metadata={"rows": 0, "skipped": "no deployed model"})
+    with session_scope(docflow.database) as session:
+        ids = [
+            document.id
+            for document in batch_documents(session, _day(context), config.document_ids)
+            if document.status in READY_FOR_FEATURES
+        ]
+        texts = document_texts(session, ids)
+    started = time.perf_counter()
+    matrix = deployed.classifier.vectorizer.transform([texts.get(i, "") for i in ids])
+    key = features_key(_day(context), deployed.version, config.document_ids)
+    save_features(docflow.store(), key, ids, matrix)
+    cells = matrix.shape[0] * matrix.shape[1]
+    return MaterializeResult(
+        metadata={
+            "rows": len(ids),
+            "features": int(matrix.shape[1]),
+            "nonzero": int(matrix.nnz),
+            "density": float(matrix.nnz / cells) if cells else 0.0,
+            "model_version": deployed.version,
+            "object_key": key,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+@asset(
+    partitions_def=upload_days,
+    group_name="documents",
+    deps=[tfidf_features],
+    kinds={"pytorch", "sql"},
+    description="Class and all scores for each document of the day, by the deployed model.",
+)
+def predictions(
+    context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
+) -> MaterializeResult:
+    settings = docflow.settings()
+    deployed = docflow.registry().load_alias(settings.model_alias)
+    if deployed is None:
+        context.log.warning("No model is deployed yet; nothing to predict with.")
+        return MaterializeResult(metadata={"rows": 0, "skipped": "no deployed model"})
+    key = features_key(_day(context), deployed.version, config.document_ids)
+    ids, matrix = load_features(docflow.store(), key)
+    scored = dict(zip(ids, deployed.classifier.score_features(matrix), strict=True))
+    classes: Counter[str] = Counter()
+    preview = []
+    with session_scope(docflow.database) as session:
+        for document in batch_documents(session, _day(context), ids):
+            result = scored[document.id]
+            add_prediction(
+                session,
+                document.id,
+                deployed.name,
+                deployed.version,
+                result.predicted_class,
+                result.confidence,
+                result.scores,
+                source="batch",
+            )
+            document.status = DocumentStatus.PREDICTED
+            classes[result.predicted_class] += 1
+            if len(preview) < 10:
+                preview.append(
+                    {"id": document.id, "label": document.label, "predicted": result.predicted_class,
+                     "confidence": round(result.confidence, 3)}
+                )
+    return MaterializeResult(
+        metadata={
+            "rows": sum(classes.values()),
+            "model_name": deployed.name,
+            "model_version": deployed.version,
+            "by_class": dict(classes),
+            "preview": _markdown_preview(preview),
+        }
+    )

@@ -1,0 +1,27 @@
+from dagster import AssetSelection, define_asset_job, in_process_executor
+
+from docflow_assets.defs.documents import ocr_text, predictions, raw_documents, tfidf_features
+from docflow_assets.defs.model import deployed_model, document_classifier, training_set
+from docflow_assets.defs.partitions import upload_days
+
+# OCR spreads pages over its own process pool, so ops need no process each.
+process_documents_job = define_asset_job(
+    "process_documents_job",
+    selection=AssetSelection.assets(raw_documents, ocr_text, tfidf_features, predictions),
+    partitions_def=upload_days,
+    executor_def=in_process_executor,
+    description="New uploads of one day: validate, OCR, featurise, predict.",
+)
+score_documents_job = define_asset_job(
+    "score_documents_job",
+    selection=AssetSelection.assets(tfidf_features, predictions),
+    partitions_def=upload_days,
+    executor_def=in_process_executor,
+    description="Re-score one day's documents with the deployed model.",
+)
+train_model_job = define_asset_job(
+    "train_model_job",
+    selection=AssetSelection.assets(training_set, document_classifier, deployed_model),
+    executor_def=in_process_executor,
+    description="Snapshot the labelled data, train, register and deploy if the checks pass.",
+)

@@ -1,0 +1,1 @@
+"""Synthetic labelled documents for demos and tests."""

@@ -1,0 +1,286 @@
+"""Validate uploaded bytes by content and store them: the one upload path of CLI, API and tests."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import pypdfium2 as pdfium
+from PIL import Image, ImageSequence, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.models import Document, DocumentStatus
+from docflow_assets.store.objects import ObjectStore
+
+IMAGE_CONTENT_TYPES = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+    "WEBP": "image/webp",
+}
+PDF_MAGIC = b"%PDF-"
+CHUNK_BYTES = 1 << 16
+
+
+class RejectedDocument(ValueError):
+    """An upload that is not stored, with a machine-readable code and a message for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class InspectedFile:
+    content_type: str
+    pages: int
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    document: Document
+    duplicate: bool
+
+
+def spool_limited(chunks: Iterable[bytes], max_bytes: int) -> tuple[BinaryIO, int, str]:
+    """Copy chunks to a temporary file, stopping as soon as the size limit is passed.
+
+    Returns the file (rewound), its size and its SHA-256.
+    """
+    spooled = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            spooled.close()
+            raise RejectedDocument(
+                "too_large", f"file is larger than the limit of {max_bytes} bytes"
+            )
+        digest.update(chunk)
+        spooled.write(chunk)
+    if size == 0:
+        spooled.close()
+        raise RejectedDocument("empty", "file is empty")
+    spooled.seek(0)
+    return spooled, size, digest.hexdigest()  # type: ignore[return-value]
+
+
+def iter_chunks(source: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterable[bytes]:
+    while chunk := source.read(chunk_bytes):
+        yield chunk
+
+
+def inspect_content(data: bytes, settings: DocflowSettings) -> InspectedFile:
+    """Identify the format from the bytes themselves and check every page can be decoded."""
+    if data.startswith(PDF_MAGIC):
+        return _inspect_pdf(data, settings)
+    return _inspect_image(data, settings)
+
+
+def _check_pixels(width: int, height: int, settings: DocflowSettings, where: str) -> None:
+    if width * height > settings.max_image_pixels:
+        raise RejectedDocument(
+            "decompression_bomb",
+            f"{where} is {width}x{height} pixels, more than the limit of "
+            f"{settings.max_image_pixels} pixels",
+        )
+
+
+def _inspect_pdf(data: bytes, settings: DocflowSettings) -> InspectedFile:
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as error:
+        raise RejectedDocument("corrupt", f"PDF cannot be opened: {error}") from error
+    try:
+        pages = len(pdf)
+        if pages == 0:
+            raise RejectedDocument("corrupt", "PDF has no pages")
+        if pages > settings.max_pages:
+            raise RejectedDocument(
+                "too_many_pages", f"PDF has {pages} pages, more than the limit of {settings.max_pages}"
+            )
+        scale = settings.render_dpi / 72
+        for index in range(pages):
+            width, height = pdf.get_page_size(index)
+            _check_pixels(int(width * scale), int(height * scale), settings, f"page {index + 1}")
+    finally:
+        pdf.close()
+    return InspectedFile("application/pdf", pages)
+
+
+def _inspect_image(data: bytes, settings: DocflowSettings) -> InspectedFile:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image_format = image.format or ""
+                if image_format not in IMAGE_CONTENT_TYPES:
+                    raise RejectedDocument(
+                        "unsupported_type",
+                        f"{image_format or 'this'} images are not accepted; "
+                        f"send PDF, {', '.join(IMAGE_CONTENT_TYPES)}",
+                    )
+                pages = 0
+                for frame in ImageSequence.Iterator(image):
+                    pages += 1
+                    if pages > settings.max_pages:
+                        raise RejectedDocument(
+                            "too_many_pages",
+                            f"image has more than the limit of {settings.max_pages} pages",
+                        )
+                    _check_pixels(frame.width, frame.height, settings, f"page {pages}")
+                    frame.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise RejectedDocument("decompression_bomb", str(error)) from error
+    except UnidentifiedImageError as error:
+        raise RejectedDocument(
+            "unsupported_type",
+            "file is neither a PDF nor an image in PNG, JPEG, TIFF, BMP or WebP",
+        ) from error
+    except (OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, RejectedDocument):
+            raise
+        raise RejectedDocument("corrupt", f"image cannot be decoded: {error}") from error
+    return InspectedFile(IMAGE_CONTENT_TYPES[image_format], pages)
+
+
+def storage_key(sha256: str) -> str:
+    return f"documents/{sha256[:2]}/{sha256}"
+
+
+def normalise_label(label: str | None) -> str | None:
+    if label is None:
+        return None
+    cleaned = label.strip().lower().replace(" ", "_")
+    if not cleaned:
+        return None
+    if len(cleaned) > 64 or not all(ch.isalnum() or ch in "_-" for ch in cleaned):
+        raise RejectedDocument(
+            "bad_label", f"label {label!r} must be 1-64 letters, digits, '_' or '-'"
+        )
+    return cleaned
+
+
+def ingest(
+    source: BinaryIO | Iterable[bytes],
+    filename: str,
+    settings: DocflowSettings,
+    store: ObjectStore,
+    label: str | None = None,
+    label_source: str = "upload",
+) -> IngestResult:
+    """Validate, store and register one file; a duplicate returns the document already stored.
+
+    A rejected file raises ``RejectedDocument`` and leaves nothing behind.
+    """
+    chunks = iter_chunks(source) if hasattr(source, "read") else source
+    clean_label = normalise_label(label)
+    spooled, size, sha256 = spool_limited(chunks, settings.max_upload_bytes)  # type: ignore[arg-type]
+    with spooled:
+        existing = _find_by_sha(settings, sha256)
+        if existing is not None:
+            return IngestResult(existing, duplicate=True)
+        inspected = inspect_content(spooled.read(), settings)
+        key = storage_key(sha256)
+        already_stored = store.exists(key)
+        if not already_stored:
+            store.put_file(key, spooled, inspected.content_type)
+    now = datetime.now(UTC)
+    document = Document(
+        filename=_clean_filename(filename),
+        content_type=inspected.content_type,
+        size_bytes=size,
+        sha256=sha256,
+        storage_key=key,
+        pages=inspected.pages,
+        status=DocumentStatus.UPLOADED,
+        uploaded_at=now,
+        upload_date=now.date(),
+        label=clean_label,
+        label_source=label_source if clean_label else None,
+        labelled_at=now if clean_label else None,
+    )
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            session.add(document)
+    except IntegrityError:
+        # Another upload of the same bytes won the race: theirs is the document.
+        existing = _find_by_sha(settings, sha256)
+        if existing is None:
+            raise
+        return IngestResult(existing, duplicate=True)
+    except BaseException:
+        if not already_stored:
+            store.delete(key)
+        raise
+    return IngestResult(document, duplicate=False)
+
+
+def _find_by_sha(settings: DocflowSettings, sha256: str) -> Document | None:
+    with session_scope(settings.resolved_database_url) as session:
+        return session.scalar(select(Document).where(Document.sha256 == sha256))
+
+
+def _clean_filename(filename: str) -> str:
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:512] or "unnamed"
+
+
+@dataclass
+class FolderReport:
+    added: list[Document]
+    duplicates: list[Document]
+    rejected: dict[str, str]
+
+
+def read_labels(labels_csv: Path) -> dict[str, str]:
+    """``filename,label`` rows (a header row is allowed)."""
+    with labels_csv.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if len(row) >= 2]
+    if rows and rows[0][0].strip().lower() == "filename":
+        rows = rows[1:]
+    return {row[0].strip(): row[1].strip() for row in rows}
+
+
+def ingest_folder(
+    folder: Path,
+    settings: DocflowSettings,
+    store: ObjectStore,
+    labels: dict[str, str] | None = None,
+    show_progress: bool = False,
+) -> FolderReport:
+    """Upload every file of a folder through ``ingest``; ground-truth and CSV files are skipped."""
+    from tqdm import tqdm
+
+    labels = labels or {}
+    files = sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and not path.name.endswith((".txt", ".csv", ".uzn"))
+    )
+    report = FolderReport([], [], {})
+    for path in tqdm(files, desc="ingesting", unit="file", disable=not show_progress):
+        try:
+            with path.open("rb") as handle:
+                result = ingest(
+                    handle, path.name, settings, store, labels.get(path.name), label_source="ingest"
+                )
+        except RejectedDocument as error:
+            report.rejected[path.name] = error.message
+            continue
+        (report.duplicates if result.duplicate else report.added).append(result.document)
+    return report

@@ -1,0 +1,1 @@
+"""Learning: TF-IDF features, the PyTorch classifier, training and the model registry."""

@@ -1,0 +1,116 @@
+"""The PyTorch document classifier and its safe on-disk bundle (safetensors + JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from docflow_assets.ml.features import TextVectorizer
+
+WEIGHTS_FILE = "classifier.safetensors"
+VECTORIZER_FILE = "vectorizer.json"
+MANIFEST_FILE = "manifest.json"
+
+
+class TfidfMlp(nn.Module):
+    """One hidden layer over sparse TF-IDF input; the first layer multiplies sparse x dense."""
+
+    def __init__(self, n_features: int, n_classes: int, hidden: int = 256, dropout: float = 0.3):
+        super().__init__()
+        self.input_weight = nn.Parameter(torch.empty(n_features, hidden))
+        self.input_bias = nn.Parameter(torch.zeros(hidden))
+        nn.init.xavier_uniform_(self.input_weight)
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = torch.sparse.mm(features, self.input_weight) + self.input_bias
+        return self.head(hidden)  # type: ignore[no-any-return]
+
+
+def to_torch_sparse(matrix: sp.csr_matrix) -> torch.Tensor:
+    coo = matrix.tocoo()
+    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data.astype(np.float32))
+    return torch.sparse_coo_tensor(
+        indices, values, size=coo.shape, check_invariants=False
+    ).coalesce()
+
+
+@dataclass
+class ScoredText:
+    predicted_class: str
+    confidence: float
+    scores: dict[str, float]
+
+
+class DocumentClassifier:
+    """Vectorizer, network and class names: everything needed to go from text to a class."""
+
+    def __init__(
+        self,
+        vectorizer: TextVectorizer,
+        network: TfidfMlp,
+        classes: list[str],
+        hyperparameters: dict[str, Any],
+    ) -> None:
+        self.vectorizer = vectorizer
+        self.network = network.eval()
+        self.classes = classes
+        self.hyperparameters = hyperparameters
+
+    def predict_proba(self, features: sp.csr_matrix) -> np.ndarray:
+        if features.shape[0] == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        with torch.inference_mode():
+            logits = self.network(to_torch_sparse(features))
+            return torch.softmax(logits, dim=1).numpy()
+
+    def score_features(self, features: sp.csr_matrix) -> list[ScoredText]:
+        results = []
+        for row in self.predict_proba(features):
+            best = int(np.argmax(row))
+            results.append(
+                ScoredText(
+                    predicted_class=self.classes[best],
+                    confidence=float(row[best]),
+                    scores={name: float(score) for name, score in zip(self.classes, row, strict=True)},
+                )
+            )
+        return results
+
+    def score_texts(self, texts: list[str]) -> list[ScoredText]:
+        return self.score_features(self.vectorizer.transform(texts))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(
+            {name: tensor.contiguous() for name, tensor in self.network.state_dict().items()},
+            str(folder / WEIGHTS_FILE),
+        )
+        (folder / VECTORIZER_FILE).write_text(json.dumps(self.vectorizer.to_json()))
+        manifest = {
+            "classes": self.classes,
+            "n_features": self.vectorizer.n_features,
+            "hyperparameters": self.hyperparameters,
+        }
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> DocumentClassifier:
+        """Load from safetensors and JSON only: nothing is unpickled."""
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        vectorizer = TextVectorizer.from_json(json.loads((folder / VECTORIZER_FILE).read_text()))
+        hyper = manifest["hyperparameters"]
+        network = TfidfMlp(
+            manifest["n_features"], len(manifest["classes"]), hyper["hidden"], hyper["dropout"]
+        )
+        network.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        return cls(vectorizer, network, list(manifest["classes"]), hyper)

@@ -1,0 +1,151 @@
+"""MLflow tracking and registry: log a trained classifier, move the serving alias, load it back."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from docflow_assets.ml.classifier import MANIFEST_FILE, DocumentClassifier
+from docflow_assets.ml.training import TrainingResult
+
+EXPERIMENT_NAME = "docflow-document-classifier"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+SERVING_REQUIREMENTS = [
+    "mlflow>=3.17,<4",
+    "torch==2.14.1",
+    "scikit-learn>=1.5",
+    "safetensors>=0.4",
+    "pandas>=2.2,<3",
+    "scipy>=1.13",
+]
+PYFUNC_SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "text")]),
+    outputs=Schema([ColSpec("string", "predicted_class"), ColSpec("double", "confidence")]),
+)
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    run_id: str
+
+
+@dataclass
+class LoadedModel:
+    classifier: DocumentClassifier
+    name: str
+    version: str
+    run_id: str | None
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, artifact_location: str | None, model_name: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_location = artifact_location
+        self.model_name = model_name
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return str(self.client.create_experiment(EXPERIMENT_NAME, artifact_location=self.artifact_location))
+
+    def log_training(
+        self, result: TrainingResult, training_set_hash: str, params: dict[str, Any]
+    ) -> RegisteredModel:
+        """One MLflow run with parameters, curves, metrics, confusion matrix and the model."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        with mlflow.start_run(experiment_id=self.experiment_id()) as run:
+            mlflow.set_tag("training_set_hash", training_set_hash)
+            mlflow.log_params({**result.classifier.hyperparameters, **params})
+            mlflow.log_params({f"n_{split}": size for split, size in result.split_sizes.items()})
+            for row in result.history:
+                step = int(row["epoch"])
+                mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=step)
+            mlflow.log_metrics(result.test.as_metrics("test"))
+            mlflow.log_metrics(
+                {
+                    "baseline_test_accuracy": result.baseline_test.accuracy,
+                    "baseline_test_macro_f1": result.baseline_test.macro_f1,
+                    "train_seconds": result.seconds,
+                    "baseline_train_seconds": result.baseline_seconds,
+                }
+            )
+            mlflow.log_figure(
+                confusion_figure(result.classifier.classes, result.test.confusion),
+                "confusion_matrix.png",
+            )
+            with tempfile.TemporaryDirectory() as folder:
+                bundle = Path(folder) / "bundle"
+                result.classifier.save(bundle)
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(PYFUNC_CODE),
+                    artifacts={"bundle": str(bundle)},
+                    code_paths=[str(PACKAGE_DIR)],
+                    pip_requirements=SERVING_REQUIREMENTS,
+                    registered_model_name=self.model_name,
+                    signature=PYFUNC_SIGNATURE,
+                )
+            version = str(info.registered_model_version)
+        return RegisteredModel(self.model_name, version, run.info.run_id)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def version_for_alias(self, alias: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, alias).version)
+        except MlflowException:
+            return None
+
+    def load(self, version: str) -> LoadedModel:
+        model_version = self.client.get_model_version(self.model_name, version)
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{self.model_name}/{version}",
+                    dst_path=folder,
+                    tracking_uri=self.tracking_uri,
+                )
+            )
+            manifest = next(local.rglob(MANIFEST_FILE))
+            classifier = DocumentClassifier.load(manifest.parent)
+        return LoadedModel(classifier, self.model_name, version, model_version.run_id)
+
+    def load_alias(self, alias: str) -> LoadedModel | None:
+        version = self.version_for_alias(alias)
+        return None if version is None else self.load(version)
+
+
+def confusion_figure(classes: list[str], confusion: list[list[int]]) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(1 + 0.8 * len(classes), 1 + 0.8 * len(classes)))
+    axes.imshow(confusion, cmap="Blues")
+    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axes.set_yticks(range(len(classes)), classes)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    for row, values in enumerate(confusion):
+        for column, count in enumerate(values):
+            axes.text(column, row, str(count), ha="center", va="center")
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+

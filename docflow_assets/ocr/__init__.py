@@ -1,0 +1,1 @@
+"""OCR: page rasterisation, preprocessing and engines. No Dagster or Litestar imports."""

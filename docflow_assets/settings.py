@@ -1,0 +1,69 @@
+"""The one settings object, read from ``DOCFLOW_*`` environment variables by both adapters."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DocflowSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCFLOW_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".docflow"),
+        description="Folder for everything the embedded default keeps on disk.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the application database."
+    )
+    object_store: str | None = Field(
+        default=None,
+        description="Local folder, or s3://bucket[/prefix], for original files and artefacts.",
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
+    mlflow_tracking_uri: str | None = Field(default=None, description="MLflow tracking URI.")
+    model_name: str = Field(default="docflow-classifier", description="Registered model name.")
+    model_alias: str = Field(default="champion", description="Registry alias the API serves.")
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, description="Largest accepted file.")
+    max_image_pixels: int = Field(
+        default=60_000_000, description="Largest page (width x height) before it counts as a bomb."
+    )
+    max_pages: int = Field(default=200, description="Most pages one document may have.")
+    render_dpi: int = Field(default=300, description="Resolution PDF pages are rasterised at.")
+    ocr_languages: str = Field(default="eng", description="Tesseract languages, e.g. eng+rus.")
+    ocr_workers: int = Field(default=2, description="Processes OCR'ing pages in parallel.")
+    confidence_threshold: float = Field(
+        default=0.5, description="Score above which a prediction is marked confident."
+    )
+
+    @cached_property
+    def resolved_home(self) -> Path:
+        home = self.home.expanduser().resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'docflow.db'}"
+
+    @property
+    def resolved_object_store(self) -> str:
+        return self.object_store or str(self.resolved_home / "objects")
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str | None:
+        """Where a new experiment keeps artefacts; None lets a tracking server decide."""
+        if self.mlflow_tracking_uri:
+            return None
+        return (self.resolved_home / "mlartifacts").as_uri()
+
+
+def get_settings() -> DocflowSettings:
+    return DocflowSettings()

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models with Alembic migrations, and the object store."""

@@ -1,0 +1,135 @@
+"""Object store for original files and artefacts: a local folder or an S3-compatible bucket."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+
+class ObjectNotFound(KeyError):
+    pass
+
+
+class ObjectStore(Protocol):
+    url: str
+
+    def put_file(self, key: str, source: BinaryIO, content_type: str) -> None: ...
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def ping(self) -> None: ...
+
+
+class LocalObjectStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"object key escapes the store: {key!r}")
+        return path
+
+    def put_file(self, key: str, source: BinaryIO, content_type: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target, then rename: a reader never sees half a file.
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                source.seek(0)
+                while chunk := source.read(1 << 20):
+                    handle.write(chunk)
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        import io
+
+        self.put_file(key, io.BytesIO(data), content_type)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as error:
+            raise ObjectNotFound(key) from error
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def ping(self) -> None:
+        if not self.root.is_dir():
+            raise OSError(f"object store folder {self.root} is missing")
+
+
+class S3ObjectStore:
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client or boto3.client("s3")
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_file(self, key: str, source: BinaryIO, content_type: str) -> None:
+        source.seek(0)
+        self.client.upload_fileobj(
+            source, self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
+        )
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self.client.put_object(
+            Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
+        )
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey as error:
+            raise ObjectNotFound(key) from error
+        return bytes(response["Body"].read())
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def ping(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+
+def open_object_store(location: str, endpoint_url: str | None = None) -> ObjectStore:
+    """A store for ``s3://bucket/prefix`` or a local folder path."""
+    if location.startswith("s3://"):
+        import boto3
+
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        return S3ObjectStore(bucket, prefix, boto3.client("s3", endpoint_url=endpoint_url))
+    return LocalObjectStore(location)

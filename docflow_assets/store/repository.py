@@ -1,0 +1,118 @@
+"""Queries and writes the pipeline and the API share, so both see the same rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from docflow_assets.ocr.engines import PageText
+from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
+
+EXCLUDED_LABELS = ("unknown",)
+
+
+def batch_documents(
+    session: Session, upload_date: date, document_ids: Sequence[int] | None = None
+) -> list[Document]:
+    """The documents of one upload day, or just the given ids of that day."""
+    query = select(Document).where(Document.upload_date == upload_date)
+    if document_ids:
+        query = query.where(Document.id.in_(document_ids))
+    return list(session.scalars(query.order_by(Document.id)))
+
+
+def new_documents(session: Session, after_id: int, limit: int) -> list[Document]:
+    """Documents waiting for processing, oldest first, after the sensor's cursor."""
+    query = (
+        select(Document)
+        .where(Document.id > after_id, Document.status == DocumentStatus.UPLOADED)
+        .order_by(Document.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def mark_failed(session: Session, document: Document, reason: str) -> None:
+    document.status = DocumentStatus.FAILED
+    document.status_reason = reason[:2000]
+
+
+def replace_ocr_results(session: Session, document: Document, pages: Sequence[PageText]) -> None:
+    """Idempotent per document: a re-run replaces the rows of the engines it ran."""
+    engines = {page.engine for page in pages}
+    session.execute(
+        delete(OcrResult).where(
+            OcrResult.document_id == document.id, OcrResult.engine.in_(engines)
+        )
+    )
+    for number, page in enumerate(pages, start=1):
+        session.add(
+            OcrResult(
+                document_id=document.id,
+                page=number,
+                engine=page.engine,
+                language=page.language,
+                text=page.text,
+                mean_confidence=page.mean_confidence,
+                words=page.words_as_dicts(),
+                preprocessing=page.preprocessing,
+                seconds=page.seconds,
+            )
+        )
+    document.status = DocumentStatus.OCR_DONE
+    document.status_reason = None
+
+
+def document_texts(
+    session: Session, document_ids: Sequence[int], engine: str = "tesseract"
+) -> dict[int, str]:
+    """Each document's text: its pages in order, as the given engine (or mode) read them."""
+    rows = session.execute(
+        select(OcrResult.document_id, OcrResult.page, OcrResult.text)
+        .where(OcrResult.document_id.in_(document_ids), OcrResult.engine == engine)
+        .order_by(OcrResult.document_id, OcrResult.page)
+    )
+    pages: dict[int, list[str]] = {}
+    for document_id, _page, text in rows:
+        pages.setdefault(document_id, []).append(text)
+    return {document_id: "\n\n".join(texts) for document_id, texts in pages.items()}
+
+
+def labelled_documents(session: Session) -> list[Document]:
+    """Documents with a usable label whose OCR is done: what the classifier may learn from."""
+    query = (
+        select(Document)
+        .where(
+            Document.label.is_not(None),
+            Document.label.not_in(EXCLUDED_LABELS),
+            Document.status.in_([DocumentStatus.OCR_DONE, DocumentStatus.PREDICTED]),
+        )
+        .order_by(Document.id)
+    )
+    return list(session.scalars(query))
+
+
+def add_prediction(
+    session: Session,
+    document_id: int | None,
+    model_name: str,
+    model_version: str,
+    predicted_class: str,
+    confidence: float,
+    scores: dict[str, float],
+    source: str,
+) -> Prediction:
+    prediction = Prediction(
+        document_id=document_id,
+        model_name=model_name,
+        model_version=model_version,
+        predicted_class=predicted_class,
+        confidence=confidence,
+        all_scores=scores,
+        source=source,
+    )
+    session.add(prediction)
+    return prediction

@@ -1,0 +1,117 @@
+"""Shared fixtures: a rendered corpus and one trained, deployed Docflow home for the session."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+from docflow_assets.demo.render import RenderedDocument, render_corpus  # noqa: E402
+from docflow_assets.settings import DocflowSettings  # noqa: E402
+
+TRAIN_PER_CLASS = 6
+HOLDOUT_PER_CLASS = 2
+SHARED_SCANS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-scans"
+
+
+@dataclass
+class TrainedHome:
+    settings: DocflowSettings
+    training_ids: list[int]
+    holdout: dict[int, str]  # document id -> true label, never shown to the model
+    model_version: str
+    materialisations: dict[str, dict[str, object]]
+
+
+def today_partition() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+@pytest.fixture(scope="session")
+def real_scans() -> Path:
+    if not SHARED_SCANS.is_dir():
+        pytest.fail(f"real scans not found at {SHARED_SCANS}")
+    return SHARED_SCANS
+
+
+@pytest.fixture(scope="session")
+def training_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[RenderedDocument]]:
+    folder = tmp_path_factory.mktemp("training-corpus")
+    return folder, render_corpus(folder, TRAIN_PER_CLASS, seed=1)
+
+
+@pytest.fixture(scope="session")
+def holdout_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[RenderedDocument]]:
+    folder = tmp_path_factory.mktemp("holdout-corpus")
+    return folder, render_corpus(folder, HOLDOUT_PER_CLASS, seed=2)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> DocflowSettings:
+    return DocflowSettings(home=tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def trained_home(
+    tmp_path_factory: pytest.TempPathFactory,
+    training_corpus: tuple[Path, list[RenderedDocument]],
+    holdout_corpus: tuple[Path, list[RenderedDocument]],
+) -> TrainedHome:
+    """Ingest, OCR, train and deploy through the real asset graph, then score a holdout."""
+    from dagster import materialize
+
+    from docflow_assets.defs.documents import (
+        ocr_text,
+        predictions,
+        raw_documents,
+        tfidf_features,
+    )
+    from docflow_assets.defs.model import deployed_model, document_classifier, training_set
+    from docflow_assets.defs.resources import DocflowResource
+    from docflow_assets.defs.sensors import batch_run_config
+    from docflow_assets.ingest import ingest_folder, read_labels
+
+    home = tmp_path_factory.mktemp("trained-home")
+    settings = DocflowSettings(home=home)
+    resource = DocflowResource(home=str(home))
+    store = resource.store()
+    resource.database  # noqa: B018 - migrates the schema
+
+    folder, _ = training_corpus
+    report = ingest_folder(folder, settings, store, read_labels(folder / "labels.csv"))
+    assert not report.rejected
+    training_ids = [document.id for document in report.added]
+    partition = today_partition()
+    materialisations: dict[str, dict[str, object]] = {}
+    document_assets = [raw_documents, ocr_text, tfidf_features, predictions]
+
+    def run(assets: list, run_config: dict | None = None, partition_key: str | None = None) -> None:
+        result = materialize(
+            assets,
+            resources={"docflow": resource},
+            partition_key=partition_key,
+            run_config=run_config,
+        )
+        assert result.success
+        for event in result.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            materialisations[materialization.asset_key.to_user_string()] = {
+                key: value.value for key, value in materialization.metadata.items()
+            }
+
+    run(document_assets, batch_run_config(training_ids), partition)
+    run([training_set, document_classifier, deployed_model])
+    model_version = str(materialisations["deployed_model"]["model_version"])
+
+    holdout_folder, rendered = holdout_corpus
+    truth = {item.filename: item.label for item in rendered}
+    holdout_report = ingest_folder(holdout_folder, settings, store)
+    holdout = {document.id: truth[document.filename] for document in holdout_report.added}
+    run(document_assets, batch_run_config(sorted(holdout)), partition)
+    return TrainedHome(settings, training_ids, holdout, model_version, materialisations)
