@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from docflow_assets.settings import DocflowSettings
-from docflow_assets.store.database import session_scope
+from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import Document, DocumentStatus
 from docflow_assets.store.objects import ObjectStore
 
@@ -60,7 +60,7 @@ def spool_limited(chunks: Iterable[bytes], max_bytes: int) -> tuple[BinaryIO, in
 
     Returns the file (rewound), its size and its SHA-256.
     """
-    spooled = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+    spooled = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - returned open
     digest = hashlib.sha256()
     size = 0
     for chunk in chunks:
@@ -111,12 +111,9 @@ def _inspect_pdf(data: bytes, settings: DocflowSettings) -> InspectedFile:
             raise RejectedDocument("corrupt", "PDF has no pages")
         if pages > settings.max_pages:
             raise RejectedDocument(
-                "too_many_pages", f"PDF has {pages} pages, more than the limit of {settings.max_pages}"
+                "too_many_pages",
+                f"PDF has {pages} pages, more than the limit of {settings.max_pages}",
             )
-        scale = settings.render_dpi / 72
-        for index in range(pages):
-            width, height = pdf.get_page_size(index)
-            _check_pixels(int(width * scale), int(height * scale), settings, f"page {index + 1}")
     finally:
         pdf.close()
     return InspectedFile("application/pdf", pages)
@@ -176,7 +173,7 @@ def normalise_label(label: str | None) -> str | None:
 
 
 def ingest(
-    source: BinaryIO | Iterable[bytes],
+    source: BinaryIO,
     filename: str,
     settings: DocflowSettings,
     store: ObjectStore,
@@ -187,9 +184,9 @@ def ingest(
 
     A rejected file raises ``RejectedDocument`` and leaves nothing behind.
     """
-    chunks = iter_chunks(source) if hasattr(source, "read") else source
+    ensure_schema(settings.resolved_database_url)
     clean_label = normalise_label(label)
-    spooled, size, sha256 = spool_limited(chunks, settings.max_upload_bytes)  # type: ignore[arg-type]
+    spooled, size, sha256 = spool_limited(iter_chunks(source), settings.max_upload_bytes)
     with spooled:
         existing = _find_by_sha(settings, sha256)
         if existing is not None:

@@ -35,6 +35,9 @@ class DocflowSettings(BaseSettings):
     render_dpi: int = Field(default=300, description="Resolution PDF pages are rasterised at.")
     ocr_languages: str = Field(default="eng", description="Tesseract languages, e.g. eng+rus.")
     ocr_workers: int = Field(default=2, description="Processes OCR'ing pages in parallel.")
+    model_poll_seconds: float = Field(
+        default=30, description="How often the API looks for a new deployed version."
+    )
     confidence_threshold: float = Field(
         default=0.5, description="Score above which a prediction is marked confident."
     )

@@ -12,8 +12,8 @@ import pytest
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
-from docflow_assets.demo.render import RenderedDocument, render_corpus  # noqa: E402
-from docflow_assets.settings import DocflowSettings  # noqa: E402
+from docflow_assets.demo.render import RenderedDocument, render_corpus
+from docflow_assets.settings import DocflowSettings
 
 TRAIN_PER_CLASS = 6
 HOLDOUT_PER_CLASS = 2
@@ -41,7 +41,9 @@ def real_scans() -> Path:
 
 
 @pytest.fixture(scope="session")
-def training_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[RenderedDocument]]:
+def training_corpus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, list[RenderedDocument]]:
     folder = tmp_path_factory.mktemp("training-corpus")
     return folder, render_corpus(folder, TRAIN_PER_CLASS, seed=1)
 

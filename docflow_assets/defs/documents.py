@@ -66,8 +66,14 @@ def raw_documents(
                 missing.append(document.id)
         formats = Counter(document.content_type for document in documents)
         preview = [
-            {"id": d.id, "filename": d.filename, "type": d.content_type, "pages": d.pages,
-             "label": d.label, "status": d.status}
+            {
+                "id": d.id,
+                "filename": d.filename,
+                "type": d.content_type,
+                "pages": d.pages,
+                "label": d.label,
+                "status": d.status,
+            }
             for d in documents[:10]
         ]
         pages = sum(document.pages for document in documents)
@@ -110,7 +116,9 @@ def ocr_text(
         for document in documents:
             try:
                 requests.append(
-                    OcrRequest(document.id, store.get_bytes(document.storage_key), document.content_type)
+                    OcrRequest(
+                        document.id, store.get_bytes(document.storage_key), document.content_type
+                    )
                 )
             except ObjectNotFound:
                 mark_failed(session, document, f"original file {document.storage_key} is missing")
@@ -251,8 +259,12 @@ def predictions(
             classes[result.predicted_class] += 1
             if len(preview) < 10:
                 preview.append(
-                    {"id": document.id, "label": document.label, "predicted": result.predicted_class,
-                     "confidence": round(result.confidence, 3)}
+                    {
+                        "id": document.id,
+                        "label": document.label,
+                        "predicted": result.predicted_class,
+                        "confidence": round(result.confidence, 3),
+                    }
                 )
     return MaterializeResult(
         metadata={

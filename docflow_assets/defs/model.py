@@ -74,8 +74,10 @@ class ClassifierConfig(Config):
     group_name="model",
     deps=[training_set],
     kinds={"pytorch", "mlflow"},
-    description="TF-IDF vectorizer + PyTorch classifier; each materialisation is a registry version.",
-    check_specs=[AssetCheckSpec("macro_f1_above_floor", asset="document_classifier", blocking=True)],
+    description="TF-IDF + PyTorch classifier; each materialisation is a registry version.",
+    check_specs=[
+        AssetCheckSpec("macro_f1_above_floor", asset="document_classifier", blocking=True)
+    ],
 )
 def document_classifier(
     context: AssetExecutionContext, config: ClassifierConfig, docflow: DocflowResource
@@ -127,8 +129,11 @@ def document_classifier(
                 check_name="macro_f1_above_floor",
                 passed=result.test.macro_f1 >= config.min_macro_f1,
                 severity=AssetCheckSeverity.ERROR,
-                metadata={"macro_f1": result.test.macro_f1, "floor": config.min_macro_f1,
-                          "model_version": registered.version},
+                metadata={
+                    "macro_f1": result.test.macro_f1,
+                    "floor": config.min_macro_f1,
+                    "model_version": registered.version,
+                },
             )
         ],
     )

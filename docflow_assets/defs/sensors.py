@@ -49,7 +49,10 @@ def new_uploads_sensor(
                     run_key=f"documents-{batch[0]}-{batch[-1]}",
                     partition_key=day,
                     run_config=batch_run_config(batch),
-                    tags={"docflow/documents": f"{batch[0]}-{batch[-1]}", "docflow/count": str(len(batch))},
+                    tags={
+                        "docflow/documents": f"{batch[0]}-{batch[-1]}",
+                        "docflow/count": str(len(batch)),
+                    },
                 )
             )
     return SensorResult(run_requests=requests, cursor=str(documents[-1].id))

@@ -5,38 +5,262 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-FIRST_NAMES = ["James", "Maria", "Robert", "Linda", "Ahmed", "Olga", "Chen", "Fatima", "Peter",
-               "Sofia", "David", "Anna", "Miguel", "Grace", "Tomas", "Irene", "Kwame", "Helen"]
-LAST_NAMES = ["Smith", "Garcia", "Novak", "Okafor", "Larsen", "Brown", "Ivanova", "Moreau",
-              "Keller", "Tanaka", "Rossi", "Walsh", "Haddad", "Nguyen", "Fischer", "Silva"]
-COMPANIES = ["Northwind Traders", "Acme Industrial", "Bluebird Logistics", "Cedar & Stone LLP",
-             "Orion Software", "Greenfield Farms", "Harbor Medical Supply", "Vertex Analytics",
-             "Summit Office Goods", "Riverbank Foods", "Atlas Engineering", "Lumen Print Works"]
-STREETS = ["Market Street", "Oak Avenue", "Station Road", "Hill Lane", "King Street",
-           "Harbour Way", "Mill Road", "Park Drive", "Church Street", "Elm Court"]
-CITIES = ["Springfield", "Riverton", "Lakeside", "Fairview", "Greenville", "Bristol",
-          "Kingston", "Ashford", "Milton", "Clayton"]
-ITEMS = ["Printer paper A4", "Toner cartridge", "Office chair", "Desk lamp", "USB cable",
-         "Consulting hours", "Software licence", "Shipping pallets", "Safety gloves",
-         "Laptop stand", "Monitor 24 inch", "Cleaning service", "Coffee beans 1kg",
-         "Steel bolts M8", "Hydraulic pump", "Label rolls", "Network switch", "Paint 5L"]
-GROCERIES = ["Milk 1L", "Bread", "Eggs 12", "Apples", "Cheddar", "Coffee", "Bananas",
-             "Rice 2kg", "Tomatoes", "Chicken", "Pasta", "Orange juice", "Yoghurt", "Butter"]
-FILLER = ("the of and to in for on with as by at from this that will be we our your please "
-          "regarding following any all have has been which under within per upon these such "
-          "time date project team office report schedule meeting review request update").split()
+FIRST_NAMES = [
+    "James",
+    "Maria",
+    "Robert",
+    "Linda",
+    "Ahmed",
+    "Olga",
+    "Chen",
+    "Fatima",
+    "Peter",
+    "Sofia",
+    "David",
+    "Anna",
+    "Miguel",
+    "Grace",
+    "Tomas",
+    "Irene",
+    "Kwame",
+    "Helen",
+]
+LAST_NAMES = [
+    "Smith",
+    "Garcia",
+    "Novak",
+    "Okafor",
+    "Larsen",
+    "Brown",
+    "Ivanova",
+    "Moreau",
+    "Keller",
+    "Tanaka",
+    "Rossi",
+    "Walsh",
+    "Haddad",
+    "Nguyen",
+    "Fischer",
+    "Silva",
+]
+COMPANIES = [
+    "Northwind Traders",
+    "Acme Industrial",
+    "Bluebird Logistics",
+    "Cedar & Stone LLP",
+    "Orion Software",
+    "Greenfield Farms",
+    "Harbor Medical Supply",
+    "Vertex Analytics",
+    "Summit Office Goods",
+    "Riverbank Foods",
+    "Atlas Engineering",
+    "Lumen Print Works",
+]
+STREETS = [
+    "Market Street",
+    "Oak Avenue",
+    "Station Road",
+    "Hill Lane",
+    "King Street",
+    "Harbour Way",
+    "Mill Road",
+    "Park Drive",
+    "Church Street",
+    "Elm Court",
+]
+CITIES = [
+    "Springfield",
+    "Riverton",
+    "Lakeside",
+    "Fairview",
+    "Greenville",
+    "Bristol",
+    "Kingston",
+    "Ashford",
+    "Milton",
+    "Clayton",
+]
+ITEMS = [
+    "Printer paper A4",
+    "Toner cartridge",
+    "Office chair",
+    "Desk lamp",
+    "USB cable",
+    "Consulting hours",
+    "Software licence",
+    "Shipping pallets",
+    "Safety gloves",
+    "Laptop stand",
+    "Monitor 24 inch",
+    "Cleaning service",
+    "Coffee beans 1kg",
+    "Steel bolts M8",
+    "Hydraulic pump",
+    "Label rolls",
+    "Network switch",
+    "Paint 5L",
+]
+GROCERIES = [
+    "Milk 1L",
+    "Bread",
+    "Eggs 12",
+    "Apples",
+    "Cheddar",
+    "Coffee",
+    "Bananas",
+    "Rice 2kg",
+    "Tomatoes",
+    "Chicken",
+    "Pasta",
+    "Orange juice",
+    "Yoghurt",
+    "Butter",
+]
+FILLER = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "for",
+    "on",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "this",
+    "that",
+    "will",
+    "be",
+    "we",
+    "our",
+    "your",
+    "please",
+    "regarding",
+    "following",
+    "any",
+    "all",
+    "have",
+    "has",
+    "been",
+    "which",
+    "under",
+    "within",
+    "per",
+    "upon",
+    "these",
+    "such",
+    "time",
+    "date",
+    "project",
+    "team",
+    "office",
+    "report",
+    "schedule",
+    "meeting",
+    "review",
+    "request",
+    "update",
+]
 TOPICS = {
-    "letter": "thank you for your kind letter visit family pleased hear news wishes hope well "
-              "recent weeks invitation grateful support friendship warm regards wonderful".split(),
-    "memo": "staff policy effective immediately department managers quarterly budget deadline "
-            "procedure announcement internal reminder compliance training parking building".split(),
-    "contract": "party parties agreement obligations terminate term governing law liability "
-                "indemnify confidential breach clause warrants represents hereby executed".split(),
+    "letter": [
+        "thank",
+        "you",
+        "for",
+        "your",
+        "kind",
+        "letter",
+        "visit",
+        "family",
+        "pleased",
+        "hear",
+        "news",
+        "wishes",
+        "hope",
+        "well",
+        "recent",
+        "weeks",
+        "invitation",
+        "grateful",
+        "support",
+        "friendship",
+        "warm",
+        "regards",
+        "wonderful",
+    ],
+    "memo": [
+        "staff",
+        "policy",
+        "effective",
+        "immediately",
+        "department",
+        "managers",
+        "quarterly",
+        "budget",
+        "deadline",
+        "procedure",
+        "announcement",
+        "internal",
+        "reminder",
+        "compliance",
+        "training",
+        "parking",
+        "building",
+    ],
+    "contract": [
+        "party",
+        "parties",
+        "agreement",
+        "obligations",
+        "terminate",
+        "term",
+        "governing",
+        "law",
+        "liability",
+        "indemnify",
+        "confidential",
+        "breach",
+        "clause",
+        "warrants",
+        "represents",
+        "hereby",
+        "executed",
+    ],
 }
-SKILLS = ["Python", "SQL", "project management", "accounting", "customer service", "Excel",
-          "negotiation", "data analysis", "Java", "marketing", "logistics", "public speaking"]
-JOBS = ["Software Engineer", "Accountant", "Sales Manager", "Data Analyst", "Nurse",
-        "Operations Lead", "Teacher", "Marketing Specialist", "Warehouse Supervisor"]
+MEMO_SUBJECTS = [
+    "Updated travel policy",
+    "Office relocation",
+    "Q3 budget",
+    "Safety training",
+    "New parking rules",
+]
+SKILLS = [
+    "Python",
+    "SQL",
+    "project management",
+    "accounting",
+    "customer service",
+    "Excel",
+    "negotiation",
+    "data analysis",
+    "Java",
+    "marketing",
+    "logistics",
+    "public speaking",
+]
+JOBS = [
+    "Software Engineer",
+    "Accountant",
+    "Sales Manager",
+    "Data Analyst",
+    "Nurse",
+    "Operations Lead",
+    "Teacher",
+    "Marketing Specialist",
+    "Warehouse Supervisor",
+]
 SCHOOLS = ["State University", "Technical College", "Institute of Technology", "City University"]
 
 Lines = list[tuple[str, str]]  # (style, text); style is one of "title", "heading", "body", "mono"
@@ -47,13 +271,29 @@ def person(rng: random.Random) -> str:
 
 
 def address(rng: random.Random) -> list[str]:
-    return [f"{rng.randint(1, 250)} {rng.choice(STREETS)}",
-            f"{rng.choice(CITIES)} {rng.randint(10000, 99999)}"]
+    return [
+        f"{rng.randint(1, 250)} {rng.choice(STREETS)}",
+        f"{rng.choice(CITIES)} {rng.randint(10000, 99999)}",
+    ]
 
 
 def day(rng: random.Random) -> str:
-    month = rng.choice(["January", "February", "March", "April", "May", "June", "July",
-                        "August", "September", "October", "November", "December"])
+    month = rng.choice(
+        [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ]
+    )
     return f"{month} {rng.randint(1, 28)}, {rng.randint(2019, 2026)}"
 
 
@@ -103,16 +343,25 @@ def invoice(rng: random.Random) -> Lines:
     rows, subtotal = item_rows(rng, ITEMS, rng.randint(3, 6))
     tax = round(subtotal * rng.choice([0.05, 0.1, 0.2]), 2)
     return [
-        ("title", "INVOICE"), ("heading", company), *[("body", line) for line in address(rng)],
+        ("title", "INVOICE"),
+        ("heading", company),
+        *[("body", line) for line in address(rng)],
         ("body", f"Invoice No: INV-{rng.randint(1000, 99999)}"),
-        ("body", f"Invoice Date: {day(rng)}"), ("body", f"Due Date: {day(rng)}"),
-        ("heading", "Bill To:"), ("body", person(rng)), ("body", rng.choice(COMPANIES)),
+        ("body", f"Invoice Date: {day(rng)}"),
+        ("body", f"Due Date: {day(rng)}"),
+        ("heading", "Bill To:"),
+        ("body", person(rng)),
+        ("body", rng.choice(COMPANIES)),
         ("mono", "Description             Qty   Unit Price     Amount"),
         *[("mono", row) for row in rows],
-        ("mono", f"Subtotal {subtotal:>40.2f}"), ("mono", f"Tax {tax:>45.2f}"),
+        ("mono", f"Subtotal {subtotal:>40.2f}"),
+        ("mono", f"Tax {tax:>45.2f}"),
         ("heading", f"Total Due: {subtotal + tax:.2f} USD"),
-        ("body", f"Payment terms: Net {rng.choice([15, 30, 45])} days. Bank transfer to account "
-                 f"{rng.randint(10**7, 10**8)}."),
+        (
+            "body",
+            f"Payment terms: Net {rng.choice([15, 30, 45])} days. Bank transfer to account "
+            f"{rng.randint(10**7, 10**8)}.",
+        ),
         ("body", "Please include the invoice number with your payment."),
     ]
 
@@ -125,12 +374,17 @@ def receipt(rng: random.Random) -> Lines:
         *[("body", line) for line in address(rng)],
         ("body", f"Tel {rng.randint(200, 999)}-{rng.randint(1000, 9999)}"),
         ("heading", "SALES RECEIPT"),
-        ("mono", f"{short_day(rng)} {rng.randint(7, 21):02d}:{rng.randint(0, 59):02d}  "
-                 f"Till {rng.randint(1, 9)}"),
+        (
+            "mono",
+            f"{short_day(rng)} {rng.randint(7, 21):02d}:{rng.randint(0, 59):02d}  "
+            f"Till {rng.randint(1, 9)}",
+        ),
         *[("mono", row) for row in rows],
-        ("mono", f"TOTAL {total:>10.2f}"), ("mono", f"CASH {paid:>11.2f}"),
+        ("mono", f"TOTAL {total:>10.2f}"),
+        ("mono", f"CASH {paid:>11.2f}"),
         ("mono", f"CHANGE {paid - total:>9.2f}"),
-        ("body", f"Items sold: {len(rows)}"), ("body", "Thank you for shopping with us!"),
+        ("body", f"Items sold: {len(rows)}"),
+        ("body", "Thank you for shopping with us!"),
         ("body", "Keep this receipt for returns within 30 days."),
     ]
 
@@ -142,8 +396,13 @@ def letter(rng: random.Random) -> Lines:
     body.append(("body", f"Dear {rng.choice(['Mr.', 'Ms.', 'Dr.'])} {recipient.split()[1]},"))
     for _ in range(rng.randint(2, 4)):
         body += [("body", line) for line in paragraph(rng, TOPICS["letter"], rng.randint(2, 4))]
-    body += [("body", rng.choice(["Sincerely,", "Yours faithfully,", "Kind regards,",
-                                   "With best wishes,"])), ("body", sender)]
+    body += [
+        (
+            "body",
+            rng.choice(["Sincerely,", "Yours faithfully,", "Kind regards,", "With best wishes,"]),
+        ),
+        ("body", sender),
+    ]
     return body
 
 
@@ -153,7 +412,10 @@ def memo(rng: random.Random) -> Lines:
         ("body", f"TO: All {rng.choice(['Staff', 'Managers', 'Sales Team', 'Engineers'])}"),
         ("body", f"FROM: {person(rng)}, {rng.choice(JOBS)}"),
         ("body", f"DATE: {day(rng)}"),
-        ("body", f"SUBJECT: {rng.choice(['Updated travel policy', 'Office relocation', 'Q3 budget', 'Safety training', 'New parking rules'])}"),
+        (
+            "body",
+            f"SUBJECT: {rng.choice(MEMO_SUBJECTS)}",
+        ),
     ]
     for _ in range(rng.randint(2, 3)):
         body += [("body", line) for line in paragraph(rng, TOPICS["memo"], rng.randint(2, 4))]
@@ -165,24 +427,45 @@ def resume(rng: random.Random) -> Lines:
     name = person(rng)
     body: Lines = [
         ("title", name),
-        ("body", f"{name.split()[0].lower()}.{name.split()[1].lower()}@example.com | "
-                 f"{rng.randint(200, 999)}-555-{rng.randint(1000, 9999)}"),
+        (
+            "body",
+            f"{name.split()[0].lower()}.{name.split()[1].lower()}@example.com | "
+            f"{rng.randint(200, 999)}-555-{rng.randint(1000, 9999)}",
+        ),
         ("heading", "Professional Summary"),
-        ("body", f"{rng.choice(JOBS)} with {rng.randint(2, 20)} years of experience in "
-                 f"{rng.choice(SKILLS)} and {rng.choice(SKILLS)}."),
+        (
+            "body",
+            f"{rng.choice(JOBS)} with {rng.randint(2, 20)} years of experience in "
+            f"{rng.choice(SKILLS)} and {rng.choice(SKILLS)}.",
+        ),
         ("heading", "Experience"),
     ]
     for _ in range(rng.randint(2, 3)):
         start = rng.randint(2005, 2020)
-        body += [("body", f"{rng.choice(JOBS)}, {rng.choice(COMPANIES)}  {start} - {start + rng.randint(1, 5)}"),
-                 ("body", f"- Led {rng.choice(SKILLS)} initiatives for a team of {rng.randint(3, 25)}"),
-                 ("body", f"- Improved {rng.choice(['delivery', 'reporting', 'sales', 'quality'])} "
-                          f"by {rng.randint(5, 60)} percent")]
-    body += [("heading", "Education"),
-             ("body", f"B.Sc. {rng.choice(['Computer Science', 'Economics', 'Biology', 'Engineering'])}, "
-                      f"{rng.choice(SCHOOLS)}, {rng.randint(1995, 2018)}"),
-             ("heading", "Skills"), ("body", ", ".join(rng.sample(SKILLS, 5))),
-             ("body", "References available upon request.")]
+        body += [
+            (
+                "body",
+                f"{rng.choice(JOBS)}, {rng.choice(COMPANIES)}  "
+                f"{start} - {start + rng.randint(1, 5)}",
+            ),
+            ("body", f"- Led {rng.choice(SKILLS)} initiatives for a team of {rng.randint(3, 25)}"),
+            (
+                "body",
+                f"- Improved {rng.choice(['delivery', 'reporting', 'sales', 'quality'])} "
+                f"by {rng.randint(5, 60)} percent",
+            ),
+        ]
+    body += [
+        ("heading", "Education"),
+        (
+            "body",
+            f"B.Sc. {rng.choice(['Computer Science', 'Economics', 'Biology', 'Engineering'])}, "
+            f"{rng.choice(SCHOOLS)}, {rng.randint(1995, 2018)}",
+        ),
+        ("heading", "Skills"),
+        ("body", ", ".join(rng.sample(SKILLS, 5))),
+        ("body", "References available upon request."),
+    ]
     return body
 
 
@@ -190,30 +473,44 @@ def contract(rng: random.Random) -> Lines:
     first, second = rng.sample(COMPANIES, 2)
     body: Lines = [
         ("title", rng.choice(["SERVICE AGREEMENT", "CONSULTING CONTRACT", "LEASE AGREEMENT"])),
-        *[("body", line) for line in wrap(
-            f"This Agreement is entered into on {day(rng)} by and between {first} "
-            f"(the Client) and {second} (the Contractor).", 66)],
+        *[
+            ("body", line)
+            for line in wrap(
+                f"This Agreement is entered into on {day(rng)} by and between {first} "
+                f"(the Client) and {second} (the Contractor).",
+                66,
+            )
+        ],
         ("body", "WHEREAS the parties wish to set out the terms of their engagement;"),
     ]
     for number, clause in enumerate(["Term", "Payment", "Confidentiality", "Termination"], 1):
         body.append(("heading", f"{number}. {clause}"))
         body += [("body", line) for line in paragraph(rng, TOPICS["contract"], 2)]
-    body += [("body", "IN WITNESS WHEREOF the parties have executed this Agreement."),
-             ("body", f"Signature: ____________  {person(rng)}"),
-             ("body", f"Signature: ____________  {person(rng)}")]
+    body += [
+        ("body", "IN WITNESS WHEREOF the parties have executed this Agreement."),
+        ("body", f"Signature: ____________  {person(rng)}"),
+        ("body", f"Signature: ____________  {person(rng)}"),
+    ]
     return body
 
 
 def purchase_order(rng: random.Random) -> Lines:
     rows, total = item_rows(rng, ITEMS, rng.randint(3, 6))
     return [
-        ("title", "PURCHASE ORDER"), ("heading", rng.choice(COMPANIES)),
-        ("body", f"PO Number: PO-{rng.randint(10000, 99999)}"), ("body", f"Order Date: {day(rng)}"),
-        ("heading", "Vendor:"), ("body", rng.choice(COMPANIES)),
+        ("title", "PURCHASE ORDER"),
+        ("heading", rng.choice(COMPANIES)),
+        ("body", f"PO Number: PO-{rng.randint(10000, 99999)}"),
+        ("body", f"Order Date: {day(rng)}"),
+        ("heading", "Vendor:"),
+        ("body", rng.choice(COMPANIES)),
         *[("body", line) for line in address(rng)],
-        ("heading", "Ship To:"), *[("body", line) for line in address(rng)],
-        ("body", f"Requested delivery: {day(rng)}  Shipping via: "
-                 f"{rng.choice(['Ground', 'Air freight', 'Courier'])}"),
+        ("heading", "Ship To:"),
+        *[("body", line) for line in address(rng)],
+        (
+            "body",
+            f"Requested delivery: {day(rng)}  Shipping via: "
+            f"{rng.choice(['Ground', 'Air freight', 'Courier'])}",
+        ),
         ("mono", "Item                    Qty   Unit Cost      Line Total"),
         *[("mono", row) for row in rows],
         ("heading", f"Order Total: {total:.2f}"),
@@ -230,16 +527,25 @@ def bank_statement(rng: random.Random) -> Lines:
         amount = money(rng, 5, 1200)
         credit = rng.random() < 0.35
         balance = round(balance + amount if credit else balance - amount, 2)
-        what = rng.choice(["SALARY", "TRANSFER IN"]) if credit else rng.choice(
-            ["CARD PAYMENT", "DIRECT DEBIT", "ATM WITHDRAWAL", "STANDING ORDER"])
-        rows.append(f"{short_day(rng)} {what:<16} {'' if credit else f'{amount:.2f}':>9} "
-                    f"{f'{amount:.2f}' if credit else '':>9} {balance:>10.2f}")
+        what = (
+            rng.choice(["SALARY", "TRANSFER IN"])
+            if credit
+            else rng.choice(["CARD PAYMENT", "DIRECT DEBIT", "ATM WITHDRAWAL", "STANDING ORDER"])
+        )
+        rows.append(
+            f"{short_day(rng)} {what:<16} {'' if credit else f'{amount:.2f}':>9} "
+            f"{f'{amount:.2f}' if credit else '':>9} {balance:>10.2f}"
+        )
     return [
         ("title", rng.choice(["FIRST NATIONAL BANK", "CITY SAVINGS BANK", "UNION TRUST BANK"])),
-        ("heading", "Account Statement"), ("body", person(rng)),
+        ("heading", "Account Statement"),
+        ("body", person(rng)),
         *[("body", line) for line in address(rng)],
-        ("body", f"Account Number: {rng.randint(10**9, 10**10)}  Sort Code: "
-                 f"{rng.randint(10, 99)}-{rng.randint(10, 99)}-{rng.randint(10, 99)}"),
+        (
+            "body",
+            f"Account Number: {rng.randint(10**9, 10**10)}  Sort Code: "
+            f"{rng.randint(10, 99)}-{rng.randint(10, 99)}-{rng.randint(10, 99)}",
+        ),
         ("body", f"Statement Period: {short_day(rng)} to {short_day(rng)}"),
         ("mono", f"Opening Balance {opening:>10.2f}"),
         ("mono", "Date       Description         Debit    Credit    Balance"),

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +17,25 @@ from docflow_assets.demo.content import DOCUMENT_CLASSES, GENERATORS, Lines
 
 FONT_DIRS = [Path("/usr/share/fonts/truetype")]
 PROPORTIONAL_FONTS = [
-    "dejavu/DejaVuSans.ttf", "dejavu/DejaVuSerif.ttf", "liberation/LiberationSans-Regular.ttf",
-    "liberation/LiberationSerif-Regular.ttf", "freefont/FreeSans.ttf", "freefont/FreeSerif.ttf",
+    "dejavu/DejaVuSans.ttf",
+    "dejavu/DejaVuSerif.ttf",
+    "liberation/LiberationSans-Regular.ttf",
+    "liberation/LiberationSerif-Regular.ttf",
+    "freefont/FreeSans.ttf",
+    "freefont/FreeSerif.ttf",
 ]
 BOLD_FONTS = [
-    "dejavu/DejaVuSans-Bold.ttf", "liberation/LiberationSans-Bold.ttf",
-    "liberation/LiberationSerif-Bold.ttf", "freefont/FreeSansBold.ttf",
+    "dejavu/DejaVuSans-Bold.ttf",
+    "liberation/LiberationSans-Bold.ttf",
+    "liberation/LiberationSerif-Bold.ttf",
+    "freefont/FreeSansBold.ttf",
 ]
-MONO_FONTS = ["dejavu/DejaVuSansMono.ttf", "liberation/LiberationMono-Regular.ttf",
-              "freefont/FreeMono.ttf"]
+MONO_FONTS = [
+    "dejavu/DejaVuSansMono.ttf",
+    "liberation/LiberationMono-Regular.ttf",
+    "freefont/FreeMono.ttf",
+]
+FIXED_PDF_DATE = time.gmtime(1_704_067_200)  # 2024-01-01
 PAGE_SIZE = (1240, 1754)  # A4 at 150 dpi
 RECEIPT_WIDTH = 640
 FORMATS = ["png", "png", "jpg", "png", "pdf", "tif", "png", "jpg"]
@@ -101,7 +112,13 @@ def encode(page: Image.Image, file_format: str, rng: random.Random) -> bytes:
     elif file_format == "pdf":
         jpeg = io.BytesIO()
         page.save(jpeg, format="JPEG", quality=rng.randint(50, 85))
-        Image.open(jpeg).save(buffer, format="PDF", resolution=150)
+        Image.open(jpeg).save(
+            buffer,
+            format="PDF",
+            resolution=150,
+            creationDate=FIXED_PDF_DATE,  # a fixed date keeps a seed's corpus byte-identical
+            modDate=FIXED_PDF_DATE,
+        )
     elif file_format == "tif":
         page.save(buffer, format="TIFF", compression="tiff_deflate", dpi=(150, 150))
     else:

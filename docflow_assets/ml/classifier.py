@@ -32,7 +32,7 @@ class TfidfMlp(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = torch.sparse.mm(features, self.input_weight) + self.input_bias
-        return self.head(hidden)  # type: ignore[no-any-return]
+        return self.head(hidden)
 
 
 def to_torch_sparse(matrix: sp.csr_matrix) -> torch.Tensor:
@@ -81,7 +81,9 @@ class DocumentClassifier:
                 ScoredText(
                     predicted_class=self.classes[best],
                     confidence=float(row[best]),
-                    scores={name: float(score) for name, score in zip(self.classes, row, strict=True)},
+                    scores={
+                        name: float(score) for name, score in zip(self.classes, row, strict=True)
+                    },
                 )
             )
         return results

@@ -7,6 +7,7 @@ with a ``text`` column and returns the class and confidence for each row.
 from __future__ import annotations
 
 from pathlib import Path
+
 import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
@@ -18,7 +19,7 @@ class DocflowPyfunc(PythonModel):
 
         self.classifier = DocumentClassifier.load(Path(context.artifacts["bundle"]))
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, context, model_input, params=None):
         # Untyped on purpose: MLflow reads type hints as a schema; the signature is logged instead.
         if isinstance(model_input, pd.DataFrame):
             texts = model_input["text"].astype(str).tolist()

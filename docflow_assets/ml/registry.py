@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
@@ -59,14 +60,15 @@ class Registry:
         experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
         if experiment is not None:
             return str(experiment.experiment_id)
-        return str(self.client.create_experiment(EXPERIMENT_NAME, artifact_location=self.artifact_location))
+        return str(
+            self.client.create_experiment(EXPERIMENT_NAME, artifact_location=self.artifact_location)
+        )
 
     def log_training(
         self, result: TrainingResult, training_set_hash: str, params: dict[str, Any]
     ) -> RegisteredModel:
         """One MLflow run with parameters, curves, metrics, confusion matrix and the model."""
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
+        self._activate()
         with mlflow.start_run(experiment_id=self.experiment_id()) as run:
             mlflow.set_tag("training_set_hash", training_set_hash)
             mlflow.log_params({**result.classifier.hyperparameters, **params})
@@ -98,9 +100,15 @@ class Registry:
                     pip_requirements=SERVING_REQUIREMENTS,
                     registered_model_name=self.model_name,
                     signature=PYFUNC_SIGNATURE,
+                    input_example=pd.DataFrame({"text": ["INVOICE No 12 Total Due 40.00"]}),
                 )
             version = str(info.registered_model_version)
         return RegisteredModel(self.model_name, version, run.info.run_id)
+
+    def _activate(self) -> None:
+        # MLflow's fluent API (runs, models:/ URIs) reads process-wide URIs, not the client's.
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.model_name, alias, version)
@@ -113,6 +121,7 @@ class Registry:
 
     def load(self, version: str) -> LoadedModel:
         model_version = self.client.get_model_version(self.model_name, version)
+        self._activate()
         with tempfile.TemporaryDirectory() as folder:
             local = Path(
                 mlflow.artifacts.download_artifacts(
@@ -148,4 +157,3 @@ def confusion_figure(classes: list[str], confusion: list[list[int]]) -> Any:
     figure.tight_layout()
     plt.close(figure)
     return figure
-

@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 from sklearn.model_selection import train_test_split
 from torch import nn
 
@@ -133,7 +138,9 @@ def train_classifier(
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
             optimiser.zero_grad()
-            loss = loss_fn(network(to_torch_sparse(features[batch])), torch.from_numpy(targets[batch]))
+            loss = loss_fn(
+                network(to_torch_sparse(features[batch])), torch.from_numpy(targets[batch])
+            )
             loss.backward()
             optimiser.step()
             epoch_loss += float(loss.detach()) * len(batch)
@@ -172,7 +179,9 @@ def train_classifier(
     classifier = DocumentClassifier(vectorizer, network, classes, hyperparameters)
     seconds = time.perf_counter() - started
     test_truth = [labels[i] for i in test]
-    test_predicted = [scored.predicted_class for scored in classifier.score_features(features[test])]
+    test_predicted = [
+        scored.predicted_class for scored in classifier.score_features(features[test])
+    ]
 
     baseline_started = time.perf_counter()
     baseline = LogisticRegression(max_iter=2000, class_weight="balanced")

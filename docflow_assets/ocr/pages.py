@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 
 import pypdfium2 as pdfium
@@ -11,7 +12,18 @@ from PIL import Image, ImageSequence
 PDF_CONTENT_TYPE = "application/pdf"
 
 
-def iter_page_images(data: bytes, content_type: str, dpi: int = 300) -> Iterator[Image.Image]:
+def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> float:
+    """Render at ``dpi``, lowered for oversized pages so none exceeds ``max_pixels``."""
+    scale = dpi / 72
+    pixels = width_pt * height_pt * scale * scale
+    if pixels > max_pixels:
+        scale *= math.sqrt(max_pixels / pixels)
+    return scale
+
+
+def iter_page_images(
+    data: bytes, content_type: str, dpi: int = 300, max_pixels: int = 60_000_000
+) -> Iterator[Image.Image]:
     """Every page of a document as an 8-bit image (RGB or greyscale), in order."""
     if content_type == PDF_CONTENT_TYPE:
         pdf = pdfium.PdfDocument(data)
@@ -19,7 +31,8 @@ def iter_page_images(data: bytes, content_type: str, dpi: int = 300) -> Iterator
             for index in range(len(pdf)):
                 page = pdf[index]
                 try:
-                    yield page.render(scale=dpi / 72).to_pil()
+                    scale = pdf_render_scale(page.get_width(), page.get_height(), dpi, max_pixels)
+                    yield page.render(scale=scale).to_pil()
                 finally:
                     page.close()
         finally:

@@ -42,7 +42,9 @@ def ocr_document(
 
 def _ocr_request(request: OcrRequest, language: str, dpi: int) -> DocumentText:
     try:
-        return DocumentText(request.document_id, ocr_document(request.data, request.content_type, language, dpi))
+        return DocumentText(
+            request.document_id, ocr_document(request.data, request.content_type, language, dpi)
+        )
     except Exception as error:  # one bad document must not stop the batch
         return DocumentText(request.document_id, [], error=f"{type(error).__name__}: {error}")
 
@@ -56,4 +58,3 @@ def ocr_documents(
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_ocr_request, request, language, dpi) for request in requests]
         return [future.result() for future in futures]
-

@@ -44,9 +44,7 @@ def replace_ocr_results(session: Session, document: Document, pages: Sequence[Pa
     """Idempotent per document: a re-run replaces the rows of the engines it ran."""
     engines = {page.engine for page in pages}
     session.execute(
-        delete(OcrResult).where(
-            OcrResult.document_id == document.id, OcrResult.engine.in_(engines)
-        )
+        delete(OcrResult).where(OcrResult.document_id == document.id, OcrResult.engine.in_(engines))
     )
     for number, page in enumerate(pages, start=1):
         session.add(

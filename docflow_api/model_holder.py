@@ -1,0 +1,40 @@
+"""The deployed model in memory, swapped atomically when the registry alias moves."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from docflow_assets.ml.registry import LoadedModel, Registry
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    model: LoadedModel
+    loaded_since: datetime
+
+
+class ModelHolder:
+    def __init__(self, registry: Registry, alias: str) -> None:
+        self.registry = registry
+        self.alias = alias
+        self._served: ServedModel | None = None
+        self._reload_lock = threading.Lock()
+
+    @property
+    def served(self) -> ServedModel | None:
+        return self._served
+
+    def refresh(self) -> bool:
+        """Load the alias's version if it differs from the one served; True if it changed.
+
+        Requests keep using the old model until the new one is fully loaded.
+        """
+        with self._reload_lock:
+            version = self.registry.version_for_alias(self.alias)
+            current = self._served
+            if version is None or (current is not None and current.model.version == version):
+                return False
+            self._served = ServedModel(self.registry.load(version), datetime.now(UTC))
+            return True

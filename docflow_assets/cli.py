@@ -1,0 +1,251 @@
+"""The ``docflow`` command line."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from docflow_assets.settings import DocflowSettings
+
+console = Console()
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@click.group()
+def main() -> None:
+    """Docflow: document OCR and classification."""
+
+
+@main.command("demo-data")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--per-class", type=click.IntRange(1, 10_000), default=12, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo_data(out_dir: Path, per_class: int, seed: int) -> None:
+    """Render a labelled corpus of synthetic scanned documents."""
+    from docflow_assets.demo.render import render_corpus
+
+    documents = render_corpus(out_dir, per_class, seed, show_progress=True)
+    console.print(f"{len(documents)} documents and labels.csv written to {out_dir}")
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the application database schema."""
+    from docflow_assets.store.database import migrate as run_migrations
+
+    settings = DocflowSettings()
+    run_migrations(settings.resolved_database_url)
+    console.print(f"database at {settings.resolved_database_url} is up to date")
+
+
+@main.command("ingest")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest_command(folder: Path, labels: Path | None) -> None:
+    """Upload every file of FOLDER, skipping duplicates (same path as the API's upload)."""
+    report = _ingest(DocflowSettings(), folder, labels)
+    for name, reason in report.rejected.items():
+        console.print(f"[red]rejected[/red] {name}: {reason}")
+    console.print(
+        f"{len(report.added)} added, {len(report.duplicates)} duplicates, "
+        f"{len(report.rejected)} rejected"
+    )
+    if report.rejected:
+        raise SystemExit(1)
+
+
+def _ingest(settings: DocflowSettings, folder: Path, labels: Path | None):  # type: ignore[no-untyped-def]
+    from docflow_assets.ingest import ingest_folder, read_labels
+    from docflow_assets.store.database import ensure_schema
+    from docflow_assets.store.objects import open_object_store
+
+    ensure_schema(settings.resolved_database_url)
+    store = open_object_store(settings.resolved_object_store, settings.s3_endpoint_url)
+    return ingest_folder(
+        folder, settings, store, read_labels(labels) if labels else None, show_progress=True
+    )
+
+
+@main.command()
+@click.option("--per-class", type=click.IntRange(3, 10_000), default=12, show_default=True)
+@click.option("--dagster-port", type=int, default=3000, show_default=True)
+@click.option("--api-port", type=int, default=8000, show_default=True)
+@click.option("--timeout", type=float, default=1800, show_default=True)
+def demo(per_class: int, dagster_port: int, api_port: int, timeout: float) -> None:
+    """Render, ingest, let the sensor process, train, deploy, predict; leave the UIs running."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from docflow_assets import services
+    from docflow_assets.demo.render import render_corpus
+
+    settings = DocflowSettings()
+    home = settings.resolved_home
+    run_dir = home / "run"
+    env = {**os.environ, "DOCFLOW_HOME": str(home), "OMP_THREAD_LIMIT": "1"}
+    env.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    instance_config = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
+    if not instance_config.exists():
+        instance_config.write_text((REPO_ROOT / "dagster.yaml").read_text())
+
+    corpus = home / "demo-corpus"
+    console.rule("1. demo corpus")
+    render_corpus(corpus, per_class, seed=0, show_progress=True)
+
+    console.rule("2. Dagster (webserver + daemon with the new-uploads sensor)")
+    services.start(
+        services.dagster_service(dagster_port, REPO_ROOT / "workspace.yaml"), run_dir, env
+    )
+    client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_port)
+
+    console.rule("3. ingest")
+    report = _ingest(settings, corpus, corpus / "labels.csv")
+    console.print(f"{len(report.added)} added, {len(report.duplicates)} already there")
+    ids = [document.id for document in report.added + report.duplicates]
+
+    console.rule("4. sensor-launched OCR runs")
+    _wait_for_documents(settings, ids, timeout)
+
+    console.rule("5. train, register and deploy")
+    run_id = client.submit_job_execution("train_model_job")
+    _wait_for_run(client, run_id, timeout)
+
+    console.rule("6. predictions with the deployed model")
+    for day in _days_needing_predictions(settings, ids):
+        run_id = client.submit_job_execution(
+            "score_documents_job", tags={"dagster/partition": day.isoformat()}
+        )
+        _wait_for_run(client, run_id, timeout)
+
+    console.rule("7. API")
+    services.start(services.api_service(api_port), run_dir, env)
+    _print_summary(settings, ids, dagster_port, api_port)
+
+
+@main.command()
+def stop() -> None:
+    """Stop the Dagster and API processes that ``docflow demo`` started."""
+    from docflow_assets import services
+
+    stopped = services.stop_all(DocflowSettings().resolved_home / "run")
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _poll(what: str, total: int, done: Callable[[], int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with Progress(console=console) as progress:
+        task = progress.add_task(what, total=total)
+        while (finished := done()) < total:
+            progress.update(task, completed=finished)
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"timed out waiting for {what}")
+            time.sleep(2)
+        progress.update(task, completed=total)
+
+
+def _wait_for_documents(settings: DocflowSettings, ids: list[int], timeout: float) -> None:
+    from sqlalchemy import func, select
+
+    from docflow_assets.store.database import session_scope
+    from docflow_assets.store.models import Document, DocumentStatus
+
+    def finished() -> int:
+        with session_scope(settings.resolved_database_url) as session:
+            return int(
+                session.scalar(
+                    select(func.count()).where(
+                        Document.id.in_(ids), Document.status != DocumentStatus.UPLOADED
+                    )
+                )
+                or 0
+            )
+
+    _poll("documents processed by sensor runs", len(ids), finished, timeout)
+
+
+def _wait_for_run(client, run_id: str, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    from dagster import DagsterRunStatus
+
+    deadline = time.monotonic() + timeout
+    with console.status(f"run {run_id}"):
+        while (status := client.get_run_status(run_id)) not in {
+            DagsterRunStatus.SUCCESS,
+            DagsterRunStatus.FAILURE,
+            DagsterRunStatus.CANCELED,
+        }:
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"run {run_id} did not finish in {timeout:.0f}s")
+            time.sleep(2)
+    if status != DagsterRunStatus.SUCCESS:
+        raise click.ClickException(f"run {run_id} ended {status.value}; see the Dagster UI")
+    console.print(f"run {run_id}: {status.value}")
+
+
+def _days_needing_predictions(settings: DocflowSettings, ids: list[int]) -> list[date]:
+    from sqlalchemy import select
+
+    from docflow_assets.store.database import session_scope
+    from docflow_assets.store.models import Document, DocumentStatus
+
+    with session_scope(settings.resolved_database_url) as session:
+        return list(
+            session.scalars(
+                select(Document.upload_date)
+                .where(Document.id.in_(ids), Document.status == DocumentStatus.OCR_DONE)
+                .distinct()
+            )
+        )
+
+
+def _print_summary(
+    settings: DocflowSettings, ids: list[int], dagster_port: int, api_port: int
+) -> None:
+    from sqlalchemy import func, select
+
+    from docflow_assets.store.database import session_scope
+    from docflow_assets.store.models import Document, ModelMetric, Prediction
+
+    with session_scope(settings.resolved_database_url) as session:
+        latest = session.scalar(select(func.max(ModelMetric.id)))
+        version = session.scalar(select(ModelMetric.model_version).where(ModelMetric.id == latest))
+        metrics = dict(
+            session.execute(
+                select(ModelMetric.metric, ModelMetric.value).where(
+                    ModelMetric.model_version == version
+                )
+            ).all()
+        )
+        statuses = dict(
+            session.execute(
+                select(Document.status, func.count())
+                .where(Document.id.in_(ids))
+                .group_by(Document.status)
+            ).all()
+        )
+        predicted = session.scalar(
+            select(func.count(func.distinct(Prediction.document_id))).where(
+                Prediction.document_id.in_(ids)
+            )
+        )
+    table = Table(title=f"Docflow demo: model {settings.model_name} v{version}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("documents", str(len(ids)))
+    for status, count in sorted(statuses.items()):
+        table.add_row(f"  status {status}", str(count))
+    table.add_row("documents with predictions", str(predicted))
+    for name in ("accuracy", "macro_f1", "baseline_accuracy", "baseline_macro_f1"):
+        if name in metrics:
+            table.add_row(f"held-out {name}", f"{metrics[name]:.3f}")
+    console.print(table)
+    console.print(f"Dagster UI: http://127.0.0.1:{dagster_port}")
+    console.print(f"API:        http://127.0.0.1:{api_port}  (docs: /schema)")
+    console.print("Stop both with: make stop")

@@ -1,0 +1,102 @@
+"""Start and stop the local Dagster and API processes the demo leaves running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    command: list[str]
+    ready_url: str
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def start(service: Service, run_dir: Path, env: dict[str, str], timeout: float = 180) -> None:
+    """Start a service in its own session (it outlives this process) and wait until it answers."""
+    if port_open(service.port):
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = (run_dir / f"{service.name}.log").open("ab")
+    process = subprocess.Popen(
+        service.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    (run_dir / f"{service.name}.pid").write_text(str(process.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited; see {run_dir / service.name}.log")
+        try:
+            if httpx.get(service.ready_url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{service.name} did not answer at {service.ready_url} in {timeout:.0f}s")
+
+
+def stop_all(run_dir: Path) -> list[str]:
+    stopped = []
+    for pid_file in sorted(run_dir.glob("*.pid")):
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            stopped.append(pid_file.stem)
+        except (ProcessLookupError, ValueError):
+            pass
+        pid_file.unlink()
+    return stopped
+
+
+def dagster_service(port: int, workspace: Path) -> Service:
+    return Service(
+        "dagster",
+        port,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(workspace),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        f"http://127.0.0.1:{port}/server_info",
+    )
+
+
+def api_service(port: int) -> Service:
+    return Service(
+        "api",
+        port,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "docflow_api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        f"http://127.0.0.1:{port}/health",
+    )

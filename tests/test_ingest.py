@@ -1,0 +1,181 @@
+"""Ingestion validates by content, stores atomically and rejects cleanly."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+from sqlalchemy import func, select
+
+from docflow_assets.ingest import RejectedDocument, ingest, ingest_folder, read_labels
+from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.database import ensure_schema, session_scope
+from docflow_assets.store.models import Document
+from docflow_assets.store.objects import LocalObjectStore
+
+
+def page(text: str = "Invoice 42", size: tuple[int, int] = (400, 200)) -> Image.Image:
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).text((20, 80), text, fill="black")
+    return image
+
+
+def encoded(image_format: str, pages: int = 1, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    frames = [page(f"page {n}") for n in range(pages)]
+    if pages > 1:
+        frames[0].save(
+            buffer, format=image_format, save_all=True, append_images=frames[1:], **options
+        )
+    else:
+        frames[0].save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def store(settings: DocflowSettings) -> LocalObjectStore:
+    ensure_schema(settings.resolved_database_url)
+    return LocalObjectStore(settings.resolved_object_store)
+
+
+def stored_objects(store: LocalObjectStore) -> list[Path]:
+    return [path for path in store.root.rglob("*") if path.is_file()]
+
+
+def document_count(settings: DocflowSettings) -> int:
+    with session_scope(settings.resolved_database_url) as session:
+        return int(session.scalar(select(func.count()).select_from(Document)) or 0)
+
+
+@pytest.mark.parametrize(
+    ("image_format", "pages", "content_type"),
+    [
+        ("PNG", 1, "image/png"),
+        ("JPEG", 1, "image/jpeg"),
+        ("BMP", 1, "image/bmp"),
+        ("WEBP", 1, "image/webp"),
+        ("TIFF", 3, "image/tiff"),
+        ("PDF", 2, "application/pdf"),
+    ],
+)
+def test_accepted_formats_are_recognised_by_content(
+    settings: DocflowSettings,
+    store: LocalObjectStore,
+    image_format: str,
+    pages: int,
+    content_type: str,
+) -> None:
+    data = encoded(image_format, pages)
+    # A misleading extension must not matter: the bytes decide.
+    result = ingest(io.BytesIO(data), "scan.txt", settings, store, label="Invoice")
+    document = result.document
+    assert not result.duplicate
+    assert document.content_type == content_type
+    assert document.pages == pages
+    assert document.size_bytes == len(data)
+    assert document.label == "invoice" and document.label_source == "upload"
+    assert store.get_bytes(document.storage_key) == data
+    assert document.storage_key.endswith(document.sha256)
+
+
+def test_real_multipage_pdf_counts_every_page(
+    settings: DocflowSettings, store: LocalObjectStore, real_scans: Path
+) -> None:
+    import pypdfium2
+
+    data = (real_scans / "multipage.pdf").read_bytes()
+    expected = len(pypdfium2.PdfDocument(data))
+    result = ingest(io.BytesIO(data), "multipage.pdf", settings, store)
+    assert expected > 1
+    assert result.document.pages == expected
+
+
+def bomb_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def truncated_png() -> bytes:
+    return encoded("PNG")[:300]
+
+
+def gif() -> bytes:
+    buffer = io.BytesIO()
+    page().save(buffer, format="GIF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data_factory", "code"),
+    [
+        (lambda: b"", "empty"),
+        (lambda: b"plain text, not a document" * 10, "unsupported_type"),
+        (gif, "unsupported_type"),
+        (truncated_png, "corrupt"),
+        (lambda: b"%PDF-1.7\n garbage that is no PDF", "corrupt"),
+        (bomb_png, "decompression_bomb"),
+        (lambda: encoded("PNG") + b"\0" * 600_000, "too_large"),
+    ],
+    ids=["empty", "text", "gif", "truncated-png", "broken-pdf", "bomb", "too-large"],
+)
+def test_rejections_have_a_reason_and_leave_nothing_behind(
+    tmp_path: Path,
+    data_factory,
+    code: str,  # type: ignore[no-untyped-def]
+) -> None:
+    settings = DocflowSettings(home=tmp_path, max_upload_bytes=500_000, max_image_pixels=50_000_000)
+    ensure_schema(settings.resolved_database_url)
+    store = LocalObjectStore(settings.resolved_object_store)
+    with pytest.raises(RejectedDocument) as raised:
+        ingest(io.BytesIO(data_factory()), "upload.bin", settings, store)
+    assert raised.value.code == code
+    assert raised.value.message
+    assert stored_objects(store) == []
+    assert document_count(settings) == 0
+
+
+def test_bad_label_is_rejected_before_anything_is_stored(
+    settings: DocflowSettings, store: LocalObjectStore
+) -> None:
+    with pytest.raises(RejectedDocument) as raised:
+        ingest(io.BytesIO(encoded("PNG")), "a.png", settings, store, label="in/voice; drop")
+    assert raised.value.code == "bad_label"
+    assert stored_objects(store) == [] and document_count(settings) == 0
+
+
+def test_duplicate_upload_returns_the_stored_document(
+    settings: DocflowSettings, store: LocalObjectStore
+) -> None:
+    data = encoded("PNG")
+    first = ingest(io.BytesIO(data), "a.png", settings, store, label="memo")
+    second = ingest(io.BytesIO(data), "copy-of-a.png", settings, store)
+    assert second.duplicate and not first.duplicate
+    assert second.document.id == first.document.id
+    assert second.document.filename == "a.png"
+    assert document_count(settings) == 1
+    assert len(stored_objects(store)) == 1
+
+
+def test_folder_ingest_applies_labels_and_skips_duplicates(
+    settings: DocflowSettings, store: LocalObjectStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(encoded("PNG"))
+    (folder / "b.tif").write_bytes(encoded("TIFF", 2))
+    (folder / "same-as-a.png").write_bytes(encoded("PNG"))
+    (folder / "notes.bin").write_bytes(b"not a document")
+    (folder / "labels.csv").write_text("filename,label\na.png,letter\nb.tif,Bank Statement\n")
+    report = ingest_folder(folder, settings, store, read_labels(folder / "labels.csv"))
+    assert sorted(d.filename for d in report.added) == ["a.png", "b.tif"]
+    assert {d.filename: d.label for d in report.added} == {
+        "a.png": "letter",
+        "b.tif": "bank_statement",
+    }
+    assert [d.filename for d in report.duplicates] == ["a.png"]
+    assert list(report.rejected) == ["notes.bin"]
+    again = ingest_folder(folder, settings, store)
+    assert again.added == [] and len(again.duplicates) == 3
