@@ -249,3 +249,43 @@ def _print_summary(
     console.print(f"Dagster UI: http://127.0.0.1:{dagster_port}")
     console.print(f"API:        http://127.0.0.1:{api_port}  (docs: /schema)")
     console.print("Stop both with: make stop")
+
+
+@main.group()
+def model() -> None:
+    """The registered classifier: what is served, and rollback."""
+
+
+def _registry(settings: DocflowSettings):  # type: ignore[no-untyped-def]
+    from docflow_assets.ml.registry import Registry
+
+    return Registry(
+        settings.resolved_mlflow_tracking_uri,
+        settings.mlflow_artifact_location,
+        settings.model_name,
+    )
+
+
+@model.command("info")
+def model_info() -> None:
+    """Show which version the serving alias points at."""
+    from docflow_assets.ml.registry import PREVIOUS_ALIAS_SUFFIX
+
+    settings = DocflowSettings()
+    registry = _registry(settings)
+    current = registry.version_for_alias(settings.model_alias)
+    previous = registry.version_for_alias(settings.model_alias + PREVIOUS_ALIAS_SUFFIX)
+    console.print(f"{settings.model_name}@{settings.model_alias}: version {current}")
+    console.print(f"rollback target: version {previous}")
+
+
+@model.command("rollback")
+@click.option("--to", "to_version", help="Version to serve (default: the one served before).")
+def model_rollback(to_version: str | None) -> None:
+    """Point the serving alias back at the previous (or a given) version."""
+    settings = DocflowSettings()
+    try:
+        left, served = _registry(settings).rollback(settings.model_alias, to_version)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    console.print(f"{settings.model_name}@{settings.model_alias}: version {left} -> {served}")

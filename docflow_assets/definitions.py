@@ -1,11 +1,21 @@
 """The one Dagster ``Definitions`` of the Docflow code location."""
 
-from dagster import Definitions
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+)
 
 from docflow_assets.defs.documents import ocr_text, predictions, raw_documents, tfidf_features
 from docflow_assets.defs.jobs import process_documents_job, score_documents_job, train_model_job
-from docflow_assets.defs.model import deployed_model, document_classifier, training_set
-from docflow_assets.defs.resources import DocflowResource
+from docflow_assets.defs.model import (
+    deployed_model,
+    document_classifier,
+    training_set,
+    training_set_checks,
+)
+from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
 from docflow_assets.defs.sensors import new_uploads_sensor
 
 defs = Definitions(
@@ -18,7 +28,17 @@ defs = Definitions(
         document_classifier,
         deployed_model,
     ],
+    asset_checks=training_set_checks,
     jobs=[process_documents_job, score_documents_job, train_model_job],
-    sensors=[new_uploads_sensor],
-    resources={"docflow": DocflowResource()},
+    sensors=[
+        new_uploads_sensor,
+        # The built-in automation sensor starts stopped on a fresh instance; this one runs.
+        AutomationConditionSensorDefinition(
+            "model_automation_sensor",
+            target=AssetSelection.groups("model"),
+            default_status=DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30,
+        ),
+    ],
+    resources={"docflow": DocflowResource(), "mlflow": mlflow_tracking_resource},
 )

@@ -35,6 +35,12 @@ class DocflowSettings(BaseSettings):
     render_dpi: int = Field(default=300, description="Resolution PDF pages are rasterised at.")
     ocr_languages: str = Field(default="eng", description="Tesseract languages, e.g. eng+rus.")
     ocr_workers: int = Field(default=2, description="Processes OCR'ing pages in parallel.")
+    retrain_min_new_labels: int = Field(
+        default=50, description="New or changed labels that make a new training set and a retrain."
+    )
+    model_max_age_days: float = Field(
+        default=7, description="Age after which the classifier fails its freshness policy."
+    )
     model_poll_seconds: float = Field(
         default=30, description="How often the API looks for a new deployed version."
     )

@@ -74,8 +74,13 @@ def trained_home(
         raw_documents,
         tfidf_features,
     )
-    from docflow_assets.defs.model import deployed_model, document_classifier, training_set
-    from docflow_assets.defs.resources import DocflowResource
+    from docflow_assets.defs.model import (
+        deployed_model,
+        document_classifier,
+        training_set,
+        training_set_checks,
+    )
+    from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
     from docflow_assets.defs.sensors import batch_run_config
     from docflow_assets.ingest import ingest_folder, read_labels
 
@@ -96,7 +101,7 @@ def trained_home(
     def run(assets: list, run_config: dict | None = None, partition_key: str | None = None) -> None:
         result = materialize(
             assets,
-            resources={"docflow": resource},
+            resources={"docflow": resource, "mlflow": mlflow_tracking_resource},
             partition_key=partition_key,
             run_config=run_config,
         )
@@ -108,7 +113,7 @@ def trained_home(
             }
 
     run(document_assets, batch_run_config(training_ids), partition)
-    run([training_set, document_classifier, deployed_model])
+    run([training_set, *training_set_checks, document_classifier, deployed_model])
     model_version = str(materialisations["deployed_model"]["model_version"])
 
     holdout_folder, rendered = holdout_corpus

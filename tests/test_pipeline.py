@@ -12,10 +12,11 @@ CLASSES = 8
 
 
 def test_every_document_is_ocrd_with_text_and_confidence(trained_home: TrainedHome) -> None:
+    ids = [*trained_home.training_ids, *trained_home.holdout]
     with session_scope(trained_home.settings.resolved_database_url) as session:
-        rows = session.scalars(select(OcrResult)).all()
-        documents = session.scalars(select(Document)).all()
-    assert len(documents) == CLASSES * (TRAIN_PER_CLASS + HOLDOUT_PER_CLASS)
+        rows = session.scalars(select(OcrResult).where(OcrResult.document_id.in_(ids))).all()
+        documents = session.scalars(select(Document).where(Document.id.in_(ids))).all()
+    assert len(documents) == len(ids) == CLASSES * (TRAIN_PER_CLASS + HOLDOUT_PER_CLASS)
     assert {row.document_id for row in rows} == {document.id for document in documents}
     assert all(row.engine == "tesseract" and row.words for row in rows)
     assert sum(row.mean_confidence for row in rows) / len(rows) > 0.75

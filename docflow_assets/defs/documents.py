@@ -18,6 +18,7 @@ from dagster import (
 from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.feature_store import features_key, load_features, save_features
+from docflow_assets.ml.training_set import class_distribution, current_snapshot, total_variation
 from docflow_assets.ocr.pipeline import OcrRequest, ocr_documents
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import DocumentStatus
@@ -27,10 +28,13 @@ from docflow_assets.store.repository import (
     batch_documents,
     document_texts,
     mark_failed,
+    recent_predicted_classes,
     replace_ocr_results,
 )
 
 MAX_EMPTY_TEXT_RATE = 0.2
+MAX_CLASS_DRIFT = 0.4
+DRIFT_WINDOW = 500
 MIN_MEAN_CONFIDENCE = 0.6
 READY_FOR_FEATURES = (DocumentStatus.OCR_DONE, DocumentStatus.PREDICTED)
 
@@ -222,12 +226,30 @@ def tfidf_features(
     )
 
 
+def _drift_check(docflow: DocflowResource, recent: list[str]) -> AssetCheckResult:
+    """Recent predicted classes against the training labels' distribution."""
+    found = current_snapshot(docflow.store())
+    training = class_distribution(found[1]["label"].tolist()) if found else {}
+    drift = total_variation(class_distribution(recent), training) if recent and training else 0.0
+    return AssetCheckResult(
+        check_name="prediction_class_drift",
+        passed=drift <= MAX_CLASS_DRIFT,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "total_variation": drift,
+            "limit": MAX_CLASS_DRIFT,
+            "recent_predictions": len(recent),
+        },
+    )
+
+
 @asset(
     partitions_def=upload_days,
     group_name="documents",
     deps=[tfidf_features],
     kinds={"pytorch", "sql"},
     description="Class and all scores for each document of the day, by the deployed model.",
+    check_specs=[AssetCheckSpec("prediction_class_drift", asset="predictions")],
 )
 def predictions(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
@@ -236,7 +258,10 @@ def predictions(
     deployed = docflow.registry().load_alias(settings.model_alias)
     if deployed is None:
         context.log.warning("No model is deployed yet; nothing to predict with.")
-        return MaterializeResult(metadata={"rows": 0, "skipped": "no deployed model"})
+        return MaterializeResult(
+            metadata={"rows": 0, "skipped": "no deployed model"},
+            check_results=[_drift_check(docflow, [])],
+        )
     key = features_key(_day(context), deployed.version, config.document_ids)
     ids, matrix = load_features(docflow.store(), key)
     scored = dict(zip(ids, deployed.classifier.score_features(matrix), strict=True))
@@ -266,12 +291,14 @@ def predictions(
                         "confidence": round(result.confidence, 3),
                     }
                 )
+        recent = recent_predicted_classes(session, DRIFT_WINDOW)
     return MaterializeResult(
+        check_results=[_drift_check(docflow, recent)],
         metadata={
             "rows": sum(classes.values()),
             "model_name": deployed.name,
             "model_version": deployed.version,
             "by_class": dict(classes),
             "preview": _markdown_preview(preview),
-        }
+        },
     )

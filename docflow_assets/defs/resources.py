@@ -1,6 +1,9 @@
-from dagster import ConfigurableResource
+import mlflow
+from dagster import ConfigurableResource, InitResourceContext, resource
+from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
+from dagster_mlflow.resources import MlFlow
 
-from docflow_assets.ml.registry import Registry
+from docflow_assets.ml.registry import EXPERIMENT_NAME, Registry
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema
 from docflow_assets.store.objects import ObjectStore, open_object_store
@@ -38,3 +41,22 @@ class DocflowResource(ConfigurableResource):
             settings.mlflow_artifact_location,
             settings.model_name,
         )
+
+
+@resource(config_schema=MLFLOW_CONFIG_SCHEMA, required_resource_keys={"docflow"})
+def mlflow_tracking(context: InitResourceContext) -> MlFlow:
+    """dagster-mlflow's ``mlflow_tracking``, pointed at Docflow's tracking store.
+
+    The experiment is created first with Docflow's artefact location (MLflow would otherwise
+    put artefacts in ./mlruns of whatever folder the run happens to start in). The training
+    asset ends the MLflow run itself: the package's run-end hook closes it too early in
+    multi-step jobs (dagster issue #21872).
+    """
+    registry = context.resources.docflow.registry()
+    registry.experiment_id()
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    mlflow.set_registry_uri(registry.tracking_uri)
+    return MlFlow(context)
+
+
+mlflow_tracking_resource = mlflow_tracking.configured({"experiment_name": EXPERIMENT_NAME})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from docflow_assets.ml.classifier import MANIFEST_FILE, DocumentClassifier
 from docflow_assets.ml.training import TrainingResult
 
 EXPERIMENT_NAME = "docflow-document-classifier"
+PREVIOUS_ALIAS_SUFFIX = "-previous"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 SERVING_REQUIREMENTS = [
@@ -67,9 +69,17 @@ class Registry:
     def log_training(
         self, result: TrainingResult, training_set_hash: str, params: dict[str, Any]
     ) -> RegisteredModel:
-        """One MLflow run with parameters, curves, metrics, confusion matrix and the model."""
+        """Log to the active MLflow run (or a new one) and end it: we own its lifetime.
+
+        Parameters, per-epoch curves, per-class metrics, confusion matrix, training-set hash and
+        the model, registered as a new version.
+        """
         self._activate()
-        with mlflow.start_run(experiment_id=self.experiment_id()) as run:
+        active = mlflow.active_run()
+        context = (
+            nullcontext(active) if active else mlflow.start_run(experiment_id=self.experiment_id())
+        )
+        with context as run:
             mlflow.set_tag("training_set_hash", training_set_hash)
             mlflow.log_params({**result.classifier.hyperparameters, **params})
             mlflow.log_params({f"n_{split}": size for split, size in result.split_sizes.items()})
@@ -103,6 +113,8 @@ class Registry:
                     input_example=pd.DataFrame({"text": ["INVOICE No 12 Total Due 40.00"]}),
                 )
             version = str(info.registered_model_version)
+        if active:
+            mlflow.end_run()
         return RegisteredModel(self.model_name, version, run.info.run_id)
 
     def _activate(self) -> None:
@@ -112,6 +124,25 @@ class Registry:
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def deploy(self, alias: str, version: str) -> str | None:
+        """Point ``alias`` at ``version``; the version it left stays one rollback away."""
+        previous = self.version_for_alias(alias)
+        if previous is not None and previous != version:
+            self.set_alias(alias + PREVIOUS_ALIAS_SUFFIX, previous)
+        self.set_alias(alias, version)
+        return previous
+
+    def rollback(self, alias: str, to_version: str | None = None) -> tuple[str | None, str]:
+        """Serve ``to_version``, or the version served before the current one.
+
+        Returns (version left, version now served).
+        """
+        target = to_version or self.version_for_alias(alias + PREVIOUS_ALIAS_SUFFIX)
+        if target is None:
+            raise ValueError(f"{self.model_name} has no earlier version behind '{alias}'")
+        self.client.get_model_version(self.model_name, target)
+        return self.deploy(alias, target), target
 
     def version_for_alias(self, alias: str) -> str | None:
         try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from docflow_assets.store.objects import ObjectStore
+from docflow_assets.store.objects import ObjectNotFound, ObjectStore
 
 CURRENT_POINTER = "training_sets/current.json"
 
@@ -44,3 +44,31 @@ def load_current_snapshot(store: ObjectStore) -> tuple[TrainingSnapshot, pd.Data
     snapshot = TrainingSnapshot(**json.loads(store.get_bytes(CURRENT_POINTER)))
     frame = pd.read_parquet(io.BytesIO(store.get_bytes(snapshot.key)))
     return snapshot, frame
+
+
+def current_snapshot(store: ObjectStore) -> tuple[TrainingSnapshot, pd.DataFrame] | None:
+    try:
+        return load_current_snapshot(store)
+    except ObjectNotFound:
+        return None
+
+
+def new_labels(previous: pd.DataFrame | None, frame: pd.DataFrame) -> int:
+    """Documents labelled, or labelled differently, since the previous snapshot."""
+    if previous is None:
+        return len(frame)
+    before = set(zip(previous["document_id"], previous["label"], strict=True))
+    return sum(
+        pair not in before for pair in zip(frame["document_id"], frame["label"], strict=True)
+    )
+
+
+def class_distribution(labels: list[str]) -> dict[str, float]:
+    counts = pd.Series(labels, dtype="object").value_counts(normalize=True)
+    return {str(name): float(share) for name, share in counts.items()}
+
+
+def total_variation(first: dict[str, float], second: dict[str, float]) -> float:
+    """Half the L1 distance between two class distributions: 0 same, 1 disjoint."""
+    names = set(first) | set(second)
+    return 0.5 * sum(abs(first.get(name, 0.0) - second.get(name, 0.0)) for name in names)

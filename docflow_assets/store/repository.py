@@ -114,3 +114,14 @@ def add_prediction(
     )
     session.add(prediction)
     return prediction
+
+
+def recent_predicted_classes(session: Session, limit: int) -> list[str]:
+    """Classes of the latest batch predictions, newest first."""
+    query = (
+        select(Prediction.predicted_class)
+        .where(Prediction.source == "batch")
+        .order_by(Prediction.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,195 @@
+"""Gated deployment, rollback, safe model files and the retrain automation condition."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import torch
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetSelection,
+    evaluate_automation_conditions,
+    instance_for_test,
+    materialize,
+)
+from sqlalchemy import select
+
+from docflow_assets.definitions import defs
+from docflow_assets.defs.model import (
+    deployed_model,
+    document_classifier,
+    training_set,
+    training_set_checks,
+)
+from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
+from docflow_assets.demo.render import RenderedDocument
+from docflow_assets.ml.classifier import DocumentClassifier
+from docflow_assets.ml.registry import Registry
+from docflow_assets.ml.training import TrainingConfig, train_classifier
+from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.models import Document
+from tests.conftest import TrainedHome
+
+MODEL_ASSETS = [training_set, *training_set_checks, document_classifier, deployed_model]
+MODEL_GROUP = AssetSelection.groups("model")
+
+
+@pytest.fixture
+def home_copy(trained_home: TrainedHome, tmp_path: Path) -> DocflowSettings:
+    """A private copy of the trained home, so a test may change labels and the registry."""
+    copy = tmp_path / "home"
+    shutil.copytree(trained_home.settings.resolved_home, copy)
+    return DocflowSettings(home=copy)
+
+
+def resources(settings: DocflowSettings) -> dict[str, object]:
+    return {"docflow": DocflowResource(home=str(settings.home)), "mlflow": mlflow_tracking_resource}
+
+
+def registry(settings: DocflowSettings) -> Registry:
+    return Registry(
+        settings.resolved_mlflow_tracking_uri,
+        settings.mlflow_artifact_location,
+        settings.model_name,
+    )
+
+
+def test_gate_refuses_a_model_trained_on_shuffled_labels(
+    home_copy: DocflowSettings, trained_home: TrainedHome
+) -> None:
+    with session_scope(home_copy.resolved_database_url) as session:
+        labelled = list(session.scalars(select(Document).where(Document.label.is_not(None))))
+        labels = [document.label for document in labelled]
+        random.Random(3).shuffle(labels)
+        for document, label in zip(labelled, labels, strict=True):
+            document.label = label
+    result = materialize(
+        MODEL_ASSETS,
+        resources=resources(home_copy),
+        run_config={"ops": {"training_set": {"config": {"force": True}}}},
+        raise_on_error=False,
+    )
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["macro_f1_above_floor"] is False
+    assert checks["not_worse_than_deployed"] is False
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "document_classifier" in materialised  # the version is registered, for the record
+    assert "deployed_model" not in materialised
+    served = registry(home_copy)
+    assert served.version_for_alias(home_copy.model_alias) == trained_home.model_version
+
+
+@pytest.fixture(scope="module")
+def two_versions(
+    tmp_path_factory: pytest.TempPathFactory,
+    training_corpus: tuple[Path, list[RenderedDocument]],
+) -> Iterator[tuple[Registry, list[str]]]:
+    """A fresh registry holding two versions trained on ground-truth text (no OCR needed)."""
+    _, rendered = training_corpus
+    settings = DocflowSettings(home=tmp_path_factory.mktemp("registry"))
+    store = registry(settings)
+    texts, labels = [d.text for d in rendered], [d.label for d in rendered]
+    versions = []
+    for seed in (1, 2):
+        result = train_classifier(texts, labels, TrainingConfig(seed=seed, max_epochs=15))
+        versions.append(store.log_training(result, f"hash-{seed}", {}).version)
+    yield store, versions
+
+
+def test_rollback_returns_to_the_version_served_before(two_versions) -> None:  # type: ignore[no-untyped-def]
+    store, (first, second) = two_versions
+    assert store.deploy("champion", first) is None
+    assert store.deploy("champion", second) == first
+    assert store.rollback("champion") == (second, first)
+    assert store.version_for_alias("champion") == first
+    assert store.rollback("champion", to_version=second) == (first, second)
+    with pytest.raises(Exception, match="999"):
+        store.rollback("champion", to_version="999")
+    assert store.version_for_alias("champion") == second
+
+
+def test_served_model_loads_without_unpickling(two_versions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, (first, _) = two_versions
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("model loading must not unpickle")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    loaded = store.load(first)
+    assert isinstance(loaded.classifier, DocumentClassifier)
+    scored = loaded.classifier.score_texts(["SALES RECEIPT TOTAL CASH CHANGE Thank you"])
+    assert scored[0].predicted_class == "receipt"
+
+
+def requested(result) -> set[str]:  # type: ignore[no-untyped-def]
+    return {
+        key.to_user_string()
+        for key in (
+            AssetKey("training_set"),
+            AssetKey("document_classifier"),
+            AssetKey("deployed_model"),
+        )
+        if result.get_num_requested(key)
+    }
+
+
+def test_retrain_is_requested_after_enough_new_labels_and_not_before(
+    home_copy: DocflowSettings, trained_home: TrainedHome
+) -> None:
+    holdout = sorted(trained_home.holdout)
+    needed = 10
+    run_config = {"ops": {"training_set": {"config": {"min_new_labels": needed}}}}
+    start = datetime.now(UTC)
+    with instance_for_test() as instance:
+        for key in ("training_set", "document_classifier", "deployed_model"):
+            instance.report_runless_asset_event(AssetMaterialization(key))
+        first = evaluate_automation_conditions(
+            defs, instance, asset_selection=MODEL_GROUP, evaluation_time=start
+        )
+        assert requested(first) == set()
+
+        def label(ids: list[int]) -> None:
+            with session_scope(home_copy.resolved_database_url) as session:
+                for document_id in ids:
+                    session.get(Document, document_id).label = trained_home.holdout[document_id]  # type: ignore[union-attr]
+
+        label(holdout[: needed - 1])
+        few = materialize(
+            [training_set], instance=instance, resources=resources(home_copy), run_config=run_config
+        )
+        assert few.get_asset_materialization_events() == []
+        not_yet = evaluate_automation_conditions(
+            defs,
+            instance,
+            asset_selection=MODEL_GROUP,
+            evaluation_time=start + timedelta(seconds=30),
+            cursor=first.cursor,
+        )
+        assert "document_classifier" not in requested(not_yet)
+
+        label(holdout[needed - 1 :])
+        enough = materialize(
+            [training_set], instance=instance, resources=resources(home_copy), run_config=run_config
+        )
+        [event] = enough.get_asset_materialization_events()
+        metadata = event.step_materialization_data.materialization.metadata
+        assert metadata["new_labels"].value == len(holdout)
+        now = evaluate_automation_conditions(
+            defs,
+            instance,
+            asset_selection=MODEL_GROUP,
+            evaluation_time=start + timedelta(seconds=60),
+            cursor=not_yet.cursor,
+        )
+        # One run for both: the classifier's blocking checks stop the deploy inside that run.
+        assert {"document_classifier", "deployed_model"} <= requested(now)
