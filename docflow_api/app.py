@@ -3,43 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post, put
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import (
     HTTPException,
+    NotAuthorizedException,
     NotFoundException,
     ServiceUnavailableException,
+    ValidationException,
 )
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Body
-from sqlalchemy import text
+from litestar.params import Body, Parameter
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from sqlalchemy import func, select, text
 
-from docflow_api.model_holder import ModelHolder
+from docflow_api import metrics
+from docflow_api.model_holder import ModelHolder, ServedModel
 from docflow_api.schemas import (
     ComponentHealth,
+    DocumentDetail,
+    DocumentPage,
     HealthResponse,
+    HistoryItem,
+    LabelRequest,
     ModelHealth,
+    ModelResponse,
+    PageText,
+    PredictBatchRequest,
+    PredictBatchResponse,
+    PredictDocumentRequest,
+    PredictionHistory,
     PredictionResponse,
     PredictTextRequest,
+    UploadAndPredictForm,
+    UploadAndPredictResponse,
     UploadForm,
     UploadResponse,
 )
-from docflow_assets.ingest import RejectedDocument, ingest
+from docflow_assets.ingest import IngestResult, RejectedDocument, ingest, normalise_label
+from docflow_assets.ml.classifier import ScoredText
 from docflow_assets.ml.registry import Registry
+from docflow_assets.processing import DocumentNotFound, predict_document
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
-from docflow_assets.store.models import Document
-from docflow_assets.store.objects import ObjectStore, open_object_store
+from docflow_assets.store.models import Document, ModelMetric, OcrResult, Prediction
+from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
 
 logger = logging.getLogger("docflow.api")
 REJECTION_STATUS = {"too_large": 413, "unsupported_type": 415}
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+OPEN_PATHS = {"/health", "/metrics"}
 
 
 def _settings(state: State) -> DocflowSettings:
@@ -50,8 +72,52 @@ def _store(state: State) -> ObjectStore:
     return state.store  # type: ignore[no-any-return]
 
 
-def _holder(state: State) -> ModelHolder:
-    return state.model_holder  # type: ignore[no-any-return]
+def _served(state: State) -> ServedModel:
+    served = state.model_holder.served
+    if served is None:
+        raise ServiceUnavailableException(detail="no model is deployed yet")
+    return served  # type: ignore[no-any-return]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _prediction(
+    scored: ScoredText,
+    served: ServedModel,
+    settings: DocflowSettings,
+    all_scores: bool,
+    document_id: int | None = None,
+) -> PredictionResponse:
+    metrics.PREDICTIONS.labels(scored.predicted_class).inc()
+    metrics.PREDICTION_CONFIDENCE.observe(scored.confidence)
+    return PredictionResponse(
+        predicted_class=scored.predicted_class,
+        confidence=scored.confidence,
+        is_confident=scored.confidence >= settings.confidence_threshold,
+        model_name=served.model.name,
+        model_version=served.model.version,
+        all_scores=scored.scores if all_scores else None,
+        document_id=document_id,
+    )
+
+
+def _upload_response(document: Document, duplicate: bool) -> UploadResponse:
+    return UploadResponse(
+        id=document.id,
+        filename=document.filename,
+        content_type=document.content_type,
+        size=document.size_bytes,
+        sha256=document.sha256,
+        storage_key=document.storage_key,
+        pages=document.pages,
+        status=document.status,
+        uploaded_at=as_utc(document.uploaded_at),
+        label=document.label,
+        duplicate=duplicate,
+    )
 
 
 @get("/health", sync_to_thread=True)
@@ -68,7 +134,7 @@ def health(state: State) -> Response[HealthResponse]:
         _store(state).ping()
     except Exception as error:
         object_store = ComponentHealth("down", f"{type(error).__name__}: {error}")
-    served = _holder(state).served
+    served = state.model_holder.served
     model = (
         ModelHealth("down", settings.model_name)
         if served is None
@@ -88,84 +154,276 @@ def health(state: State) -> Response[HealthResponse]:
 
 @post("/predict/text", status_code=200)
 async def predict_text(data: PredictTextRequest, state: State) -> PredictionResponse:
-    served = _holder(state).served
-    if served is None:
-        raise ServiceUnavailableException(detail="no model is deployed yet")
+    served = _served(state)
     scored = (await anyio.to_thread.run_sync(served.model.classifier.score_texts, [data.text]))[0]
-    threshold = _settings(state).confidence_threshold
-    return PredictionResponse(
-        predicted_class=scored.predicted_class,
-        confidence=scored.confidence,
-        is_confident=scored.confidence >= threshold,
-        model_name=served.model.name,
-        model_version=served.model.version,
-        all_scores=scored.scores if data.return_all_scores else None,
+    return _prediction(scored, served, _settings(state), data.return_all_scores)
+
+
+@post("/predict/batch", status_code=200)
+async def predict_batch(data: PredictBatchRequest, state: State) -> PredictBatchResponse:
+    served = _served(state)
+    scored = await anyio.to_thread.run_sync(served.model.classifier.score_texts, data.texts)
+    settings = _settings(state)
+    return PredictBatchResponse(
+        [_prediction(item, served, settings, data.return_all_scores) for item in scored]
     )
 
 
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+async def _predict_stored(
+    state: State, document_id: int, language: str | None, all_scores: bool
+) -> PredictionResponse:
+    served = _served(state)
+    settings = _settings(state)
+    started = asyncio.get_running_loop().time()
+    try:
+        result = await anyio.to_thread.run_sync(
+            lambda: predict_document(
+                settings,
+                _store(state),
+                served.model.classifier,
+                served.model.name,
+                served.model.version,
+                document_id,
+                language,
+            )
+        )
+    except DocumentNotFound as error:
+        raise NotFoundException(detail=str(error)) from error
+    except ObjectNotFound as error:
+        raise HTTPException(
+            status_code=409, detail=f"original file of document {document_id} is missing"
+        ) from error
+    if result.ran_ocr:
+        metrics.OCR_SECONDS.observe(asyncio.get_running_loop().time() - started)
+    return _prediction(result.scored, served, settings, all_scores, document_id)
 
 
-def _upload_response(document: Document, duplicate: bool) -> UploadResponse:
-    return UploadResponse(
-        id=document.id,
-        filename=document.filename,
-        content_type=document.content_type,
-        size=document.size_bytes,
-        sha256=document.sha256,
-        storage_key=document.storage_key,
-        pages=document.pages,
-        status=document.status,
-        uploaded_at=as_utc(document.uploaded_at),
-        label=document.label,
-        duplicate=duplicate,
+@post("/predict/document/{document_id:int}", status_code=200)
+async def predict_stored_document(
+    document_id: int, state: State, data: PredictDocumentRequest | None = None
+) -> PredictionResponse:
+    request = data or PredictDocumentRequest()
+    return await _predict_stored(
+        state, document_id, request.ocr_language, request.return_all_scores
     )
 
 
-@post("/upload", status_code=201)
-async def upload(
-    data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-    state: State,
-) -> Response[UploadResponse]:
-    upload_file = data.file
+async def _ingest_upload(state: State, form: UploadForm | UploadAndPredictForm) -> IngestResult:
     try:
         result = await anyio.to_thread.run_sync(
             lambda: ingest(
-                upload_file.file,
-                upload_file.filename or "unnamed",
+                form.file.file,
+                form.file.filename or "unnamed",
                 _settings(state),
                 _store(state),
-                data.label,
+                form.label,
                 label_source="api",
             )
         )
     except RejectedDocument as error:
+        metrics.UPLOADS.labels("rejected").inc()
         raise HTTPException(
             status_code=REJECTION_STATUS.get(error.code, 422),
             detail=f"{error.code}: {error.message}",
         ) from error
     finally:
-        await upload_file.close()
+        await form.file.close()
+    metrics.UPLOADS.labels("duplicate" if result.duplicate else "stored").inc()
+    return result
+
+
+@post("/upload", status_code=201)
+async def upload(
+    data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)], state: State
+) -> Response[UploadResponse]:
+    result = await _ingest_upload(state, data)
     return Response(
         _upload_response(result.document, result.duplicate),
         status_code=200 if result.duplicate else 201,
     )
 
 
-@get("/document/{document_id:int}", sync_to_thread=True)
-def get_document(document_id: int, state: State) -> UploadResponse:
+@post("/upload-and-predict", status_code=200)
+async def upload_and_predict(
+    data: Annotated[UploadAndPredictForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    state: State,
+) -> UploadAndPredictResponse:
+    _served(state)  # refuse before storing anything when no model can answer
+    result = await _ingest_upload(state, data)
+    prediction = await _predict_stored(
+        state, result.document.id, data.ocr_language, data.return_all_scores
+    )
+    document = await anyio.to_thread.run_sync(_load_document, state, result.document.id)
+    return UploadAndPredictResponse(_upload_response(document, result.duplicate), prediction)
+
+
+def _load_document(state: State, document_id: int) -> Document:
     with session_scope(_settings(state).resolved_database_url) as session:
         document = session.get(Document, document_id)
         if document is None:
             raise NotFoundException(detail=f"document {document_id} does not exist")
+        return document
+
+
+@get("/document/{document_id:int}", sync_to_thread=True)
+def get_document(document_id: int, state: State) -> DocumentDetail:
+    with session_scope(_settings(state).resolved_database_url) as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise NotFoundException(detail=f"document {document_id} does not exist")
+        rows = session.scalars(
+            select(OcrResult).where(OcrResult.document_id == document_id).order_by(OcrResult.page)
+        ).all()
+        pages = [
+            PageText(row.page, row.engine, row.language, row.text, row.mean_confidence)
+            for row in rows
+        ]
+        return DocumentDetail(
+            id=document.id,
+            filename=document.filename,
+            content_type=document.content_type,
+            size=document.size_bytes,
+            sha256=document.sha256,
+            storage_key=document.storage_key,
+            pages=document.pages,
+            status=document.status,
+            status_reason=document.status_reason,
+            uploaded_at=as_utc(document.uploaded_at),
+            label=document.label,
+            label_source=document.label_source,
+            text="\n\n".join(page.text for page in pages) if pages else None,
+            ocr_pages=pages,
+        )
+
+
+@get("/document/{document_id:int}/file", sync_to_thread=True)
+def get_document_file(document_id: int, state: State) -> Response[bytes]:
+    document = _load_document(state, document_id)
+    try:
+        data = _store(state).get_bytes(document.storage_key)
+    except ObjectNotFound as error:
+        raise HTTPException(
+            status_code=409, detail=f"original file of document {document_id} is missing"
+        ) from error
+    return Response(
+        data,
+        media_type=document.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{document.filename}"'},
+    )
+
+
+@put("/document/{document_id:int}/label", sync_to_thread=True)
+def set_label(document_id: int, data: LabelRequest, state: State) -> UploadResponse:
+    try:
+        label = normalise_label(data.label)
+    except RejectedDocument as error:
+        raise ValidationException(detail=error.message) from error
+    if label is None:
+        raise ValidationException(detail="label must not be blank")
+    with session_scope(_settings(state).resolved_database_url) as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise NotFoundException(detail=f"document {document_id} does not exist")
+        document.label = label
+        document.label_source = "api"
+        document.labelled_at = datetime.now(UTC)
         return _upload_response(document, duplicate=False)
+
+
+@get("/documents", sync_to_thread=True)
+def list_documents(
+    state: State,
+    page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    status: Annotated[str | None, Parameter(max_length=16)] = None,
+    label: Annotated[str | None, Parameter(max_length=64)] = None,
+) -> DocumentPage:
+    query = select(Document)
+    if status:
+        query = query.where(Document.status == status)
+    if label:
+        query = query.where(Document.label == label)
+    with session_scope(_settings(state).resolved_database_url) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        documents = session.scalars(
+            query.order_by(Document.id).offset((page - 1) * page_size).limit(page_size)
+        ).all()
+        return DocumentPage([_upload_response(d, False) for d in documents], total, page, page_size)
+
+
+@get("/prediction/history/{document_id:int}", sync_to_thread=True)
+def prediction_history(document_id: int, state: State) -> PredictionHistory:
+    _load_document(state, document_id)
+    with session_scope(_settings(state).resolved_database_url) as session:
+        rows = session.scalars(
+            select(Prediction).where(Prediction.document_id == document_id).order_by(Prediction.id)
+        ).all()
+        return PredictionHistory(
+            document_id,
+            [
+                HistoryItem(
+                    r.id,
+                    r.predicted_class,
+                    r.confidence,
+                    r.model_name,
+                    r.model_version,
+                    r.all_scores,
+                    r.source,
+                    as_utc(r.created_at),
+                )
+                for r in rows
+            ],
+        )
+
+
+@get("/model", sync_to_thread=True)
+def model_info(state: State) -> ModelResponse:
+    served = _served(state)
+    settings = _settings(state)
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.execute(
+            select(ModelMetric.metric, ModelMetric.value).where(
+                ModelMetric.model_name == served.model.name,
+                ModelMetric.model_version == served.model.version,
+            )
+        ).all()
+    return ModelResponse(
+        name=served.model.name,
+        version=served.model.version,
+        alias=settings.model_alias,
+        loaded_since=served.loaded_since,
+        run_id=served.model.run_id,
+        classes=served.model.classifier.classes,
+        metrics={name: value for name, value in rows},
+    )
+
+
+@post("/model/reload", status_code=200)
+async def reload_model(state: State) -> ModelHealth:
+    """Pick up a newly deployed version now instead of at the next poll."""
+    await state.refresh_model()
+    served = _served(state)
+    return ModelHealth("up", served.model.name, served.model.version, served.loaded_since)
+
+
+def api_key_guard(keys: frozenset[str]) -> Any:
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if connection.url.path in OPEN_PATHS:
+            return
+        given = connection.headers.get("x-api-key", "")
+        if not any(hmac.compare_digest(given, key) for key in keys):
+            raise NotAuthorizedException(detail="a valid X-API-Key header is required")
+
+    return guard
 
 
 def _internal_error(request: Request, error: Exception) -> Response[dict[str, str]]:
     logger.exception("unhandled error on %s", request.url.path, exc_info=error)
     return Response({"detail": "internal server error"}, status_code=500, media_type=MediaType.JSON)
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
 
 
 def create_app(settings: DocflowSettings | None = None) -> Litestar:
@@ -181,9 +439,10 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         try:
             if await anyio.to_thread.run_sync(holder.refresh):
                 served = holder.served
-                logger.info(
-                    "serving %s version %s", settings.model_name, served and served.model.version
-                )
+                assert served is not None
+                metrics.MODEL_INFO.clear()
+                metrics.MODEL_INFO.labels(served.model.name, served.model.version).set(1)
+                logger.info("serving %s version %s", served.model.name, served.model.version)
         except Exception:
             logger.exception("could not load the deployed model; keeping the one served")
 
@@ -200,10 +459,29 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
     async def shutdown(app: Litestar) -> None:
         app.state.poller.cancel()
 
+    keys = frozenset(key.strip() for key in (settings.api_keys or "").split(",") if key.strip())
+    prometheus = PrometheusConfig(app_name="docflow", group_path=True, exclude=["/metrics"])
     return Litestar(
-        route_handlers=[health, predict_text, upload, get_document],
+        route_handlers=[
+            health,
+            predict_text,
+            predict_batch,
+            predict_stored_document,
+            upload,
+            upload_and_predict,
+            get_document,
+            get_document_file,
+            set_label,
+            list_documents,
+            prediction_history,
+            model_info,
+            reload_model,
+            MetricsController,
+        ],
         on_startup=[startup],
         on_shutdown=[shutdown],
+        guards=[api_key_guard(keys)] if keys else [],
+        middleware=[prometheus.middleware],
         state=State(
             {
                 "settings": settings,
@@ -211,6 +489,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
                     settings.resolved_object_store, settings.s3_endpoint_url
                 ),
                 "model_holder": holder,
+                "refresh_model": refresh_model,
             }
         ),
         request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,

@@ -62,3 +62,97 @@ class HealthResponse(msgspec.Struct):
     database: ComponentHealth
     object_store: ComponentHealth
     model: ModelHealth
+
+
+class PredictDocumentRequest(msgspec.Struct):
+    ocr_language: Annotated[str, msgspec.Meta(pattern=r"^[a-z_]{3,8}(\+[a-z_]{3,8})*$")] | None = (
+        None
+    )
+    return_all_scores: bool = False
+
+
+class PredictBatchRequest(msgspec.Struct):
+    texts: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=1_000_000)]],
+        msgspec.Meta(min_length=1, max_length=1000),
+    ]
+    return_all_scores: bool = False
+
+
+class PredictBatchResponse(msgspec.Struct):
+    predictions: list[PredictionResponse]
+
+
+@dataclass
+class UploadAndPredictForm:
+    file: UploadFile
+    label: str | None = None
+    ocr_language: str | None = None
+    return_all_scores: bool = False
+
+
+class UploadAndPredictResponse(msgspec.Struct):
+    document: UploadResponse
+    prediction: PredictionResponse
+
+
+class LabelRequest(msgspec.Struct):
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class PageText(msgspec.Struct):
+    page: int
+    engine: str
+    language: str
+    text: str
+    mean_confidence: float
+
+
+class DocumentDetail(msgspec.Struct):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    storage_key: str
+    pages: int
+    status: str
+    status_reason: str | None
+    uploaded_at: datetime
+    label: str | None
+    label_source: str | None
+    text: str | None
+    ocr_pages: list[PageText]
+
+
+class DocumentPage(msgspec.Struct):
+    items: list[UploadResponse]
+    total: int
+    page: int
+    page_size: int
+
+
+class HistoryItem(msgspec.Struct):
+    id: int
+    predicted_class: str
+    confidence: float
+    model_name: str
+    model_version: str
+    all_scores: dict[str, float]
+    source: str
+    created_at: datetime
+
+
+class PredictionHistory(msgspec.Struct):
+    document_id: int
+    predictions: list[HistoryItem]
+
+
+class ModelResponse(msgspec.Struct):
+    name: str
+    version: str
+    alias: str
+    loaded_since: datetime
+    run_id: str | None
+    classes: list[str]
+    metrics: dict[str, float]

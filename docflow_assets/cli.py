@@ -44,6 +44,9 @@ def migrate() -> None:
     settings = DocflowSettings()
     run_migrations(settings.resolved_database_url)
     console.print(f"database at {settings.resolved_database_url} is up to date")
+    # Creating MLflow's tables from two run processes at once races; create them here, once.
+    _registry(settings).experiment_id()
+    console.print(f"MLflow store at {settings.resolved_mlflow_tracking_uri} is ready")
 
 
 @main.command("ingest")
@@ -96,6 +99,7 @@ def demo(per_class: int, dagster_port: int, api_port: int, timeout: float) -> No
     if not instance_config.exists():
         instance_config.write_text((REPO_ROOT / "dagster.yaml").read_text())
 
+    _registry(settings).experiment_id()  # MLflow's tables, before parallel runs race to make them
     corpus = home / "demo-corpus"
     console.rule("1. demo corpus")
     render_corpus(corpus, per_class, seed=0, show_progress=True)

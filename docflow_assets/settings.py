@@ -44,6 +44,9 @@ class DocflowSettings(BaseSettings):
     model_poll_seconds: float = Field(
         default=30, description="How often the API looks for a new deployed version."
     )
+    api_keys: str | None = Field(
+        default=None, description="Comma-separated API keys; when set, routes need X-API-Key."
+    )
     confidence_threshold: float = Field(
         default=0.5, description="Score above which a prediction is marked confident."
     )

@@ -118,3 +118,115 @@ TRAINED_CLASSES = (
     "purchase_order",
     "bank_statement",
 )
+
+
+def test_predict_batch_scores_every_text_in_order(client: TestClient) -> None:
+    texts = ["SALES RECEIPT TOTAL CASH CHANGE", "PURCHASE ORDER PO Number Vendor Ship To"]
+    response = client.post("/predict/batch", json={"texts": texts})
+    assert response.status_code == 200
+    classes = [item["predicted_class"] for item in response.json()["predictions"]]
+    assert classes == ["receipt", "purchase_order"]
+    assert client.post("/predict/batch", json={"texts": []}).status_code == 400
+
+
+def test_predict_stored_document_uses_its_ocr_text_and_records_history(
+    client: TestClient, trained_home: TrainedHome
+) -> None:
+    document_id, truth = next(iter(trained_home.holdout.items()))
+    before = client.get(f"/prediction/history/{document_id}").json()["predictions"]
+    response = client.post(f"/predict/document/{document_id}", json={"return_all_scores": True})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["document_id"] == document_id and body["predicted_class"] == truth
+    history = client.get(f"/prediction/history/{document_id}").json()["predictions"]
+    assert len(history) == len(before) + 1
+    assert history[-1]["source"] == "api" and history[-1]["predicted_class"] == truth
+    assert {item["source"] for item in history} == {"batch", "api"}
+    assert client.post("/predict/document/999999").status_code == 404
+    assert client.get("/prediction/history/999999").status_code == 404
+
+
+def test_upload_and_predict_runs_ocr_on_the_new_document(
+    client: TestClient, holdout_corpus: tuple[Path, list[RenderedDocument]]
+) -> None:
+    from docflow_assets.demo.render import render_document
+
+    data, extension, _ = render_document("invoice", 99, seed=42)
+    response = client.post(
+        "/upload-and-predict",
+        files={"file": (f"new.{extension}", data, "application/octet-stream")},
+        data={"return_all_scores": "true"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["prediction"]["predicted_class"] == "invoice"
+    assert body["document"]["status"] == "predicted"
+    detail = client.get(f"/document/{body['document']['id']}").json()
+    assert detail["ocr_pages"] and "INVOICE" in detail["text"].upper()
+    original = client.get(f"/document/{body['document']['id']}/file")
+    assert original.status_code == 200 and original.content == data
+
+
+def test_label_feeds_retraining_and_is_validated(client: TestClient) -> None:
+    created = client.post("/upload", files={"file": ("l.bmp", encoded("BMP"), "image/bmp")}).json()
+    response = client.put(f"/document/{created['id']}/label", json={"label": "Bank Statement"})
+    assert response.status_code == 200 and response.json()["label"] == "bank_statement"
+    detail = client.get(f"/document/{created['id']}").json()
+    assert detail["label_source"] == "api"
+    bad = client.put(f"/document/{created['id']}/label", json={"label": "no/slashes"})
+    assert bad.status_code == 400 and "label" in bad.json()["detail"]
+    assert client.put("/document/999999/label", json={"label": "memo"}).status_code == 404
+    listed = client.get("/documents", params={"label": "bank_statement", "page_size": 500}).json()
+    assert created["id"] in [item["id"] for item in listed["items"]]
+
+
+def test_documents_are_paged_and_filtered(client: TestClient, trained_home: TrainedHome) -> None:
+    first = client.get("/documents", params={"page": 1, "page_size": 5}).json()
+    second = client.get("/documents", params={"page": 2, "page_size": 5}).json()
+    assert len(first["items"]) == len(second["items"]) == 5
+    assert first["total"] >= len(trained_home.training_ids) + len(trained_home.holdout)
+    assert not {d["id"] for d in first["items"]} & {d["id"] for d in second["items"]}
+    invoices = client.get("/documents", params={"label": "invoice", "page_size": 500}).json()
+    assert invoices["total"] >= 6 and all(d["label"] == "invoice" for d in invoices["items"])
+    assert client.get("/documents", params={"page": 0}).status_code == 400
+
+
+def test_model_endpoint_reports_version_and_metrics(
+    client: TestClient, trained_home: TrainedHome
+) -> None:
+    body = client.get("/model").json()
+    assert body["version"] == trained_home.model_version
+    assert body["alias"] == "champion"
+    assert body["metrics"]["macro_f1"] >= 0.6
+    assert sorted(body["classes"]) == sorted(TRAINED_CLASSES)
+
+
+def test_metrics_expose_predictions_uploads_and_latency(client: TestClient) -> None:
+    client.post("/predict/text", json={"text": "MEMORANDUM TO: All Staff FROM: DATE: SUBJECT:"})
+    text = client.get("/metrics").text
+    assert 'docflow_predictions_total{predicted_class="memo"}' in text
+    assert "docflow_uploads_total" in text
+    assert "docflow_model_info{" in text
+    assert 'path="/predict/text"' in text
+
+
+def test_upload_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None:
+    settings = DocflowSettings(home=tmp_path, max_upload_bytes=100_000)
+    big = encoded("PNG") + b"\0" * 300_000
+    with TestClient(create_app(settings)) as small:
+        response = small.post("/upload", files={"file": ("big.png", big, "image/png")})
+        assert response.status_code == 413
+        assert small.get("/documents").json()["total"] == 0
+
+
+def test_api_keys_guard_every_route_but_health_and_metrics(trained_home: TrainedHome) -> None:
+    settings = trained_home.settings.model_copy(update={"api_keys": "k1, k2"})
+    with TestClient(create_app(settings)) as guarded:
+        assert guarded.get("/health").status_code == 200
+        assert guarded.get("/metrics").status_code == 200
+        refused = guarded.post("/predict/text", json={"text": "hello"})
+        assert refused.status_code == 401 and "X-API-Key" in refused.json()["detail"]
+        wrong = guarded.get("/documents", headers={"X-API-Key": "nope"})
+        assert wrong.status_code == 401
+        allowed = guarded.post("/predict/text", json={"text": "hello"}, headers={"X-API-Key": "k2"})
+        assert allowed.status_code == 200

@@ -166,6 +166,7 @@ def classifier_freshness(settings: DocflowSettings) -> FreshnessPolicy:
             | AutomationCondition.freshness_failed()
             | AutomationCondition.missing()
         ).since_last_handled()
+        & ~AutomationCondition.any_deps_missing()
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     ),

@@ -34,10 +34,12 @@ def ocr_document(
     language: str = "eng",
     dpi: int = 300,
     engine: OcrEngine | None = None,
+    max_pixels: int = 60_000_000,
 ) -> list[PageText]:
     """Every page of one document, read in order."""
     reader = engine or TesseractEngine()
-    return [reader.read(page, language) for page in iter_page_images(data, content_type, dpi)]
+    pages = iter_page_images(data, content_type, dpi, max_pixels)
+    return [reader.read(page, language) for page in pages]
 
 
 def _ocr_request(request: OcrRequest, language: str, dpi: int) -> DocumentText:

@@ -1,0 +1,93 @@
+"""Online processing of one stored document: OCR when needed, then a recorded prediction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
+from docflow_assets.ocr.pipeline import ocr_document
+from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.models import Document, DocumentStatus, Prediction
+from docflow_assets.store.objects import ObjectStore
+from docflow_assets.store.repository import (
+    add_prediction,
+    document_texts,
+    mark_failed,
+    replace_ocr_results,
+)
+
+
+class DocumentNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class DocumentPrediction:
+    document_id: int
+    scored: ScoredText
+    prediction_id: int
+    ran_ocr: bool
+
+
+def document_text(
+    settings: DocflowSettings, store: ObjectStore, document_id: int, language: str | None = None
+) -> tuple[str, bool]:
+    """The stored OCR text, or OCR now (and store it). Returns the text and whether OCR ran."""
+    with session_scope(settings.resolved_database_url) as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise DocumentNotFound(f"document {document_id} does not exist")
+        stored = document_texts(session, [document_id]).get(document_id)
+        if stored is not None and language is None:
+            return stored, False
+        key, content_type = document.storage_key, document.content_type
+    try:
+        pages = ocr_document(
+            store.get_bytes(key),
+            content_type,
+            language or settings.ocr_languages,
+            settings.render_dpi,
+            max_pixels=settings.max_image_pixels,
+        )
+    except Exception as error:
+        with session_scope(settings.resolved_database_url) as session:
+            document = session.get(Document, document_id)
+            if document is not None:
+                mark_failed(session, document, f"OCR failed: {type(error).__name__}: {error}")
+        raise
+    with session_scope(settings.resolved_database_url) as session:
+        document = session.get(Document, document_id)
+        if document is not None:
+            replace_ocr_results(session, document, pages)
+    return "\n\n".join(page.text for page in pages), True
+
+
+def predict_document(
+    settings: DocflowSettings,
+    store: ObjectStore,
+    classifier: DocumentClassifier,
+    model_name: str,
+    model_version: str,
+    document_id: int,
+    language: str | None = None,
+) -> DocumentPrediction:
+    text, ran_ocr = document_text(settings, store, document_id, language)
+    scored = classifier.score_texts([text])[0]
+    with session_scope(settings.resolved_database_url) as session:
+        prediction: Prediction = add_prediction(
+            session,
+            document_id,
+            model_name,
+            model_version,
+            scored.predicted_class,
+            scored.confidence,
+            scored.scores,
+            source="api",
+        )
+        document = session.get(Document, document_id)
+        if document is not None:
+            document.status = DocumentStatus.PREDICTED
+        session.flush()
+        prediction_id = prediction.id
+    return DocumentPrediction(document_id, scored, prediction_id, ran_ocr)
