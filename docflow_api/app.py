@@ -52,6 +52,7 @@ from docflow_api.schemas import (
 from docflow_assets.ingest import IngestResult, RejectedDocument, ingest, normalise_label
 from docflow_assets.ml.classifier import ScoredText
 from docflow_assets.ml.registry import Registry
+from docflow_assets.ocr.engines import UnsupportedLanguage, check_languages
 from docflow_assets.processing import DocumentNotFound, predict_document
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
@@ -62,6 +63,8 @@ logger = logging.getLogger("docflow.api")
 REJECTION_STATUS = {"too_large": 413, "unsupported_type": 415}
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 OPEN_PATHS = {"/health", "/metrics"}
+# Ids are database integers: anything outside 1..2^31-1 is a client error, not a lookup.
+DocumentId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
 
 
 def _settings(state: State) -> DocflowSettings:
@@ -189,6 +192,8 @@ async def _predict_stored(
         )
     except DocumentNotFound as error:
         raise NotFoundException(detail=str(error)) from error
+    except UnsupportedLanguage as error:
+        raise HTTPException(status_code=422, detail=str(error)) from error
     except ObjectNotFound as error:
         raise HTTPException(
             status_code=409, detail=f"original file of document {document_id} is missing"
@@ -200,7 +205,7 @@ async def _predict_stored(
 
 @post("/predict/document/{document_id:int}", status_code=200)
 async def predict_stored_document(
-    document_id: int, state: State, data: PredictDocumentRequest | None = None
+    document_id: DocumentId, state: State, data: PredictDocumentRequest | None = None
 ) -> PredictionResponse:
     request = data or PredictDocumentRequest()
     return await _predict_stored(
@@ -249,6 +254,11 @@ async def upload_and_predict(
     state: State,
 ) -> UploadAndPredictResponse:
     _served(state)  # refuse before storing anything when no model can answer
+    if data.ocr_language:
+        try:
+            check_languages(data.ocr_language)
+        except UnsupportedLanguage as error:
+            raise HTTPException(status_code=422, detail=str(error)) from error
     result = await _ingest_upload(state, data)
     prediction = await _predict_stored(
         state, result.document.id, data.ocr_language, data.return_all_scores
@@ -266,7 +276,7 @@ def _load_document(state: State, document_id: int) -> Document:
 
 
 @get("/document/{document_id:int}", sync_to_thread=True)
-def get_document(document_id: int, state: State) -> DocumentDetail:
+def get_document(document_id: DocumentId, state: State) -> DocumentDetail:
     with session_scope(_settings(state).resolved_database_url) as session:
         document = session.get(Document, document_id)
         if document is None:
@@ -297,7 +307,7 @@ def get_document(document_id: int, state: State) -> DocumentDetail:
 
 
 @get("/document/{document_id:int}/file", sync_to_thread=True)
-def get_document_file(document_id: int, state: State) -> Response[bytes]:
+def get_document_file(document_id: DocumentId, state: State) -> Response[bytes]:
     document = _load_document(state, document_id)
     try:
         data = _store(state).get_bytes(document.storage_key)
@@ -313,7 +323,7 @@ def get_document_file(document_id: int, state: State) -> Response[bytes]:
 
 
 @put("/document/{document_id:int}/label", sync_to_thread=True)
-def set_label(document_id: int, data: LabelRequest, state: State) -> UploadResponse:
+def set_label(document_id: DocumentId, data: LabelRequest, state: State) -> UploadResponse:
     try:
         label = normalise_label(data.label)
     except RejectedDocument as error:
@@ -352,7 +362,7 @@ def list_documents(
 
 
 @get("/prediction/history/{document_id:int}", sync_to_thread=True)
-def prediction_history(document_id: int, state: State) -> PredictionHistory:
+def prediction_history(document_id: DocumentId, state: State) -> PredictionHistory:
     _load_document(state, document_id)
     with session_scope(_settings(state).resolved_database_url) as session:
         rows = session.scalars(

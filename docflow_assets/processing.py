@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
+from docflow_assets.ocr.engines import check_languages
 from docflow_assets.ocr.pipeline import ocr_document
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
@@ -34,6 +35,8 @@ def document_text(
     settings: DocflowSettings, store: ObjectStore, document_id: int, language: str | None = None
 ) -> tuple[str, bool]:
     """The stored OCR text, or OCR now (and store it). Returns the text and whether OCR ran."""
+    if language is not None:
+        check_languages(language)
     with session_scope(settings.resolved_database_url) as session:
         document = session.get(Document, document_id)
         if document is None:

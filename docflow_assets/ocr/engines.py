@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
 import pytesseract
@@ -39,6 +40,25 @@ class PageText:
 
     def words_as_dicts(self) -> list[dict[str, Any]]:
         return [asdict(word) for word in self.words]
+
+
+class UnsupportedLanguage(ValueError):
+    pass
+
+
+@cache
+def installed_languages() -> frozenset[str]:
+    return frozenset(pytesseract.get_languages(config=""))
+
+
+def check_languages(language: str) -> None:
+    """Refuse a Tesseract language spec (``eng+rus``) naming a language that is not installed."""
+    missing = [part for part in language.split("+") if part not in installed_languages()]
+    if missing:
+        raise UnsupportedLanguage(
+            f"OCR language(s) {', '.join(missing)} not installed; "
+            f"available: {', '.join(sorted(installed_languages()))}"
+        )
 
 
 class OcrEngine(Protocol):
