@@ -1,0 +1,212 @@
+"""Load `POST /predict/text` on Docflow, on `mlflow models serve` of the same model, and on a
+constant Litestar endpoint, at concurrency 1 and 32, and print ratios against both baselines.
+
+    .venv/bin/python benchmarks/predict_text_load.py [--seconds 5]
+
+It trains a model on rendered ground-truth text (no OCR), registers and deploys it in a
+temporary Docflow home, starts the three servers on loopback, and runs the load generator as a
+separate process for each measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from docflow_assets.demo.content import DOCUMENT_CLASSES, GENERATORS
+from docflow_assets.demo.render import document_rng
+from docflow_assets.ml.registry import Registry
+from docflow_assets.ml.training import TrainingConfig, train_classifier
+from docflow_assets.settings import DocflowSettings
+
+HERE = Path(__file__).resolve().parent
+TEXT = "INVOICE No INV-2231 Bill To: Northwind Traders Subtotal 120.00 Tax 12.00 Total Due 132.00"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def train_and_deploy(settings: DocflowSettings) -> str:
+    texts, labels = [], []
+    for label in DOCUMENT_CLASSES:
+        for index in range(12):
+            lines = GENERATORS[label](document_rng(0, label, index))
+            texts.append("\n".join(text for _, text in lines))
+            labels.append(label)
+    result = train_classifier(texts, labels, TrainingConfig(max_epochs=20))
+    registry = Registry(
+        settings.resolved_mlflow_tracking_uri,
+        settings.mlflow_artifact_location,
+        settings.model_name,
+    )
+    version = registry.log_training(result, "benchmark", {}).version
+    registry.deploy(settings.model_alias, version)
+    return version
+
+
+def load(url: str, body: dict, concurrency: int, seconds: float) -> dict[str, float]:
+    output = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "loadgen.py"),
+            url,
+            json.dumps(body),
+            "--concurrency",
+            str(concurrency),
+            "--seconds",
+            str(seconds),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5)
+    args = parser.parse_args()
+    console = Console()
+    home = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
+    settings = DocflowSettings(home=home)
+    version = train_and_deploy(settings)
+    bin_dir = Path(sys.executable).parent
+    # mlflow models serve starts `uvicorn` by name: the virtualenv's bin must be on PATH.
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DOCFLOW_HOME": str(home),
+        "MLFLOW_TRACKING_URI": settings.resolved_mlflow_tracking_uri,
+    }
+    ports = {name: free_port() for name in ("docflow", "mlflow", "constant")}
+    servers = {
+        "docflow": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "docflow_api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["docflow"]),
+            "--log-level",
+            "warning",
+        ],
+        "mlflow": [
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{settings.model_name}@{settings.model_alias}",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(ports["mlflow"]),
+        ],
+        "constant": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "constant_app:app",
+            "--app-dir",
+            str(HERE),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["constant"]),
+            "--log-level",
+            "warning",
+        ],
+    }
+    ready = {"docflow": "/health", "mlflow": "/ping", "constant": "/schema"}
+    targets = {
+        "docflow": ("/predict/text", {"text": TEXT}),
+        "mlflow": ("/invocations", {"dataframe_records": [{"text": TEXT}]}),
+        "constant": ("/predict/text", {"text": TEXT}),
+    }
+    processes = {
+        name: subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for name, command in servers.items()
+    }
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    try:
+        for name, process in processes.items():
+            wait_ready(f"http://127.0.0.1:{ports[name]}{ready[name]}", process)
+        for concurrency in (1, 32):
+            for name in servers:
+                path, body = targets[name]
+                results[name, concurrency] = load(
+                    f"http://127.0.0.1:{ports[name]}{path}", body, concurrency, args.seconds
+                )
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=30)
+    table = Table(
+        title=f"POST /predict/text, model v{version}, "
+        f"{args.seconds:.0f} s per cell, {os.cpu_count()} cores"
+    )
+    for column in (
+        "server",
+        "concurrency",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "vs mlflow serve",
+        "vs constant",
+    ):
+        table.add_column(column, justify="right")
+    for (name, concurrency), cell in results.items():
+        mlflow_rps = results["mlflow", concurrency]["rps"]
+        constant_rps = results["constant", concurrency]["rps"]
+        table.add_row(
+            name,
+            str(concurrency),
+            f"{cell['rps']:.0f}",
+            f"{cell['p50_ms']:.1f}",
+            f"{cell['p99_ms']:.1f}",
+            str(int(cell["errors"])),
+            f"{cell['rps'] / mlflow_rps:.2f}x",
+            f"{cell['rps'] / constant_rps:.2f}x",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
