@@ -17,13 +17,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
+from docflow_assets import services
 from docflow_assets.demo.content import DOCUMENT_CLASSES, GENERATORS
 from docflow_assets.demo.render import document_rng
 from docflow_assets.ml.registry import Registry
@@ -38,20 +37,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server for {url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 def train_and_deploy(settings: DocflowSettings) -> str:
@@ -156,16 +141,12 @@ def main() -> None:
         "mlflow": ("/invocations", {"dataframe_records": [{"text": TEXT}]}),
         "constant": ("/predict/text", {"text": TEXT}),
     }
-    processes = {
-        name: subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        for name, command in servers.items()
-    }
+    run_dir = home / "run"
     results: dict[tuple[str, int], dict[str, float]] = {}
     try:
-        for name, process in processes.items():
-            wait_ready(f"http://127.0.0.1:{ports[name]}{ready[name]}", process)
+        for name, command in servers.items():
+            ready_url = f"http://127.0.0.1:{ports[name]}{ready[name]}"
+            services.start(services.Service(name, ports[name], command, ready_url), run_dir, env)
         for concurrency in (1, 32):
             for name in servers:
                 path, body = targets[name]
@@ -173,10 +154,7 @@ def main() -> None:
                     f"http://127.0.0.1:{ports[name]}{path}", body, concurrency, args.seconds
                 )
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            process.wait(timeout=30)
+        services.stop_all(run_dir)
     table = Table(
         title=f"POST /predict/text, model v{version}, "
         f"{args.seconds:.0f} s per cell, {os.cpu_count()} cores"

@@ -33,6 +33,7 @@ from docflow_assets.store.repository import (
 )
 
 MAX_EMPTY_TEXT_RATE = 0.2
+MAX_LOW_CONFIDENCE_RATE = 0.3
 MAX_CLASS_DRIFT = 0.4
 DRIFT_WINDOW = 500
 MIN_MEAN_CONFIDENCE = 0.6
@@ -175,10 +176,11 @@ def ocr_text(
             ),
             AssetCheckResult(
                 check_name="low_confidence_rate",
-                passed=low_rate <= MAX_EMPTY_TEXT_RATE,
+                passed=low_rate <= MAX_LOW_CONFIDENCE_RATE,
                 severity=AssetCheckSeverity.WARN,
                 metadata={
                     "low_confidence_rate": low_rate,
+                    "limit": MAX_LOW_CONFIDENCE_RATE,
                     "page_confidence_floor": MIN_MEAN_CONFIDENCE,
                 },
             ),
