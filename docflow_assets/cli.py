@@ -36,6 +36,39 @@ def demo_data(out_dir: Path, per_class: int, seed: int) -> None:
     console.print(f"{len(documents)} documents and labels.csv written to {out_dir}")
 
 
+@main.command("ocr-eval")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def ocr_eval(folder: Path) -> None:
+    """CER, WER and pages/second of each OCR mode against NAME.gt.txt / NAME.txt ground truth."""
+    from docflow_assets.ocr.evaluation import evaluate_modes, ground_truth_pairs
+    from docflow_assets.ocr.pipeline import OcrOptions
+    from docflow_assets.ocr.preprocess import PreprocessConfig
+
+    settings = DocflowSettings()
+    configured = OcrOptions.from_settings(settings)
+    pairs = ground_truth_pairs(folder)
+    if not pairs:
+        raise click.ClickException(f"no document in {folder} has a ground-truth text beside it")
+    modes = {
+        "tesseract (no preprocessing)": OcrOptions(
+            configured.language, configured.dpi, configured.max_pixels, PreprocessConfig(())
+        ),
+        f"tesseract ({settings.ocr_preprocess})": configured,
+    }
+    table = Table(title=f"OCR on {len(pairs)} documents in {folder}")
+    for column in ("mode", "pages", "CER", "WER", "pages/s"):
+        table.add_column(column, justify="right")
+    for row in evaluate_modes(pairs, modes):
+        table.add_row(
+            row.mode,
+            str(row.pages),
+            f"{row.cer:.3f}",
+            f"{row.wer:.3f}",
+            f"{row.pages_per_second:.2f}",
+        )
+    console.print(table)
+
+
 @main.command()
 def migrate() -> None:
     """Create or upgrade the application database schema."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
 from docflow_assets.ocr.engines import check_languages
-from docflow_assets.ocr.pipeline import ocr_document
+from docflow_assets.ocr.pipeline import OcrOptions, ocr_document
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, Prediction
@@ -47,11 +47,7 @@ def document_text(
         key, content_type = document.storage_key, document.content_type
     try:
         pages = ocr_document(
-            store.get_bytes(key),
-            content_type,
-            language or settings.ocr_languages,
-            settings.render_dpi,
-            max_pixels=settings.max_image_pixels,
+            store.get_bytes(key), content_type, OcrOptions.from_settings(settings, language)
         )
     except Exception as error:
         with session_scope(settings.resolved_database_url) as session:

@@ -34,6 +34,11 @@ class DocflowSettings(BaseSettings):
     max_pages: int = Field(default=200, description="Most pages one document may have.")
     render_dpi: int = Field(default=300, description="Resolution PDF pages are rasterised at.")
     ocr_languages: str = Field(default="eng", description="Tesseract languages, e.g. eng+rus.")
+    ocr_preprocess: str = Field(
+        default="orientation,deskew",
+        description="Preprocessing steps in order: orientation, deskew, upscale, denoise, "
+        "contrast, binarize.",
+    )
     ocr_workers: int = Field(default=2, description="Processes OCR'ing pages in parallel.")
     retrain_min_new_labels: int = Field(
         default=50, description="New or changed labels that make a new training set and a retrain."

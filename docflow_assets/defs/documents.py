@@ -19,7 +19,7 @@ from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.feature_store import features_key, load_features, save_features
 from docflow_assets.ml.training_set import class_distribution, current_snapshot, total_variation
-from docflow_assets.ocr.pipeline import OcrRequest, ocr_documents
+from docflow_assets.ocr.pipeline import OcrOptions, OcrRequest, ocr_documents
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import DocumentStatus
 from docflow_assets.store.objects import ObjectNotFound
@@ -128,9 +128,8 @@ def ocr_text(
             except ObjectNotFound:
                 mark_failed(session, document, f"original file {document.storage_key} is missing")
     started = time.perf_counter()
-    results = ocr_documents(
-        requests, settings.ocr_languages, settings.render_dpi, settings.ocr_workers
-    )
+    options = OcrOptions.from_settings(settings)
+    results = ocr_documents(requests, options, settings.ocr_workers)
     seconds = time.perf_counter() - started
     failed: list[int] = []
     page_confidences: list[float] = []
@@ -162,6 +161,7 @@ def ocr_text(
             "pages": pages,
             "engine": "tesseract",
             "languages": settings.ocr_languages,
+            "preprocessing": settings.ocr_preprocess,
             "mean_confidence": round(mean_confidence, 4),
             "seconds": round(seconds, 2),
             "seconds_per_page": round(seconds / pages, 3) if pages else 0.0,

@@ -1,13 +1,32 @@
-"""OCR of whole documents: rasterise, read every page, in parallel across pages."""
+"""OCR of whole documents: rasterise, preprocess, read every page; documents in parallel."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from docflow_assets.ocr.engines import OcrEngine, PageText, TesseractEngine
 from docflow_assets.ocr.pages import iter_page_images
+from docflow_assets.ocr.preprocess import PreprocessConfig, preprocess
+from docflow_assets.settings import DocflowSettings
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    language: str = "eng"
+    dpi: int = 300
+    max_pixels: int = 60_000_000
+    preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    @classmethod
+    def from_settings(cls, settings: DocflowSettings, language: str | None = None) -> OcrOptions:
+        return cls(
+            language or settings.ocr_languages,
+            settings.render_dpi,
+            settings.max_image_pixels,
+            PreprocessConfig.parse(settings.ocr_preprocess),
+        )
 
 
 @dataclass(frozen=True)
@@ -29,34 +48,34 @@ class DocumentText:
 
 
 def ocr_document(
-    data: bytes,
-    content_type: str,
-    language: str = "eng",
-    dpi: int = 300,
-    engine: OcrEngine | None = None,
-    max_pixels: int = 60_000_000,
+    data: bytes, content_type: str, options: OcrOptions, engine: OcrEngine | None = None
 ) -> list[PageText]:
-    """Every page of one document, read in order."""
+    """Every page of one document, preprocessed and read in order."""
     reader = engine or TesseractEngine()
-    pages = iter_page_images(data, content_type, dpi, max_pixels)
-    return [reader.read(page, language) for page in pages]
+    results = []
+    for page in iter_page_images(data, content_type, options.dpi, options.max_pixels):
+        prepared, record = preprocess(page, options.preprocessing)
+        text = reader.read(prepared, options.language)
+        text.preprocessing = record
+        results.append(text)
+    return results
 
 
-def _ocr_request(request: OcrRequest, language: str, dpi: int) -> DocumentText:
+def _ocr_request(request: OcrRequest, options: OcrOptions) -> DocumentText:
     try:
         return DocumentText(
-            request.document_id, ocr_document(request.data, request.content_type, language, dpi)
+            request.document_id, ocr_document(request.data, request.content_type, options)
         )
     except Exception as error:  # one bad document must not stop the batch
         return DocumentText(request.document_id, [], error=f"{type(error).__name__}: {error}")
 
 
 def ocr_documents(
-    requests: Sequence[OcrRequest], language: str = "eng", dpi: int = 300, workers: int = 2
+    requests: Sequence[OcrRequest], options: OcrOptions, workers: int = 2
 ) -> list[DocumentText]:
     """OCR a batch of documents, one process per core; failures come back as ``error``."""
     if workers <= 1 or len(requests) <= 1:
-        return [_ocr_request(request, language, dpi) for request in requests]
+        return [_ocr_request(request, options) for request in requests]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_ocr_request, request, language, dpi) for request in requests]
+        futures = [pool.submit(_ocr_request, request, options) for request in requests]
         return [future.result() for future in futures]

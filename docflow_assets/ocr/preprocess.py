@@ -1,0 +1,131 @@
+"""OpenCV page preprocessing before OCR. Each step is switchable and reports what it did.
+
+Order matters: orientation and deskew first (they need the page as scanned), then resolution,
+then denoising before contrast and binarisation (binarising noise freezes it into the glyphs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import pytesseract
+from PIL import Image
+
+STEPS = ("orientation", "deskew", "upscale", "denoise", "contrast", "binarize")
+TARGET_TEXT_HEIGHT = 28  # px of a typical lowercase-to-capital glyph that Tesseract reads best
+MAX_UPSCALE = 3.0
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    steps: tuple[str, ...] = ("orientation", "deskew")
+
+    @classmethod
+    def parse(cls, spec: str) -> PreprocessConfig:
+        steps = tuple(step.strip() for step in spec.split(",") if step.strip())
+        unknown = [step for step in steps if step not in STEPS]
+        if unknown:
+            raise ValueError(f"unknown preprocessing step(s) {unknown}; known: {', '.join(STEPS)}")
+        return cls(tuple(step for step in STEPS if step in steps))
+
+
+def to_grey(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("L"))
+
+
+def detect_orientation(grey: np.ndarray) -> int | None:
+    """Clockwise degrees (0/90/180/270) that make the page upright, from Tesseract's OSD."""
+    try:
+        osd = pytesseract.image_to_osd(
+            Image.fromarray(grey),
+            config="--psm 0 -c min_characters_to_try=10",
+            output_type=pytesseract.Output.DICT,
+        )
+    except pytesseract.TesseractError:
+        return None  # too little text to tell
+    return int(osd["rotate"]) % 360
+
+
+def rotate_quarter(grey: np.ndarray, clockwise_degrees: int) -> np.ndarray:
+    turns = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    return cv2.rotate(grey, turns[clockwise_degrees]) if clockwise_degrees in turns else grey
+
+
+def _ink(grey: np.ndarray, width: int = 1000) -> np.ndarray:
+    scale = min(1.0, width / grey.shape[1])
+    small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    _, binary = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    return binary
+
+
+def _profile_score(ink: np.ndarray, angle: float) -> float:
+    centre = (ink.shape[1] / 2, ink.shape[0] / 2)
+    matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    rotated = cv2.warpAffine(ink, matrix, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_NEAREST)
+    rows = rotated.sum(axis=1, dtype=np.float64)
+    return float(np.sum(np.diff(rows) ** 2))
+
+
+def estimate_skew(grey: np.ndarray, limit: float = 6.0) -> float:
+    """Degrees to rotate (counter-clockwise) so text lines run level: sharpest row profile wins."""
+    ink = _ink(grey)
+    coarse = np.arange(-limit, limit + 1e-9, 0.5)
+    best = max(coarse, key=lambda angle: _profile_score(ink, float(angle)))
+    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.1)
+    return float(max(fine, key=lambda angle: _profile_score(ink, float(angle))))
+
+
+def rotate_by(grey: np.ndarray, angle: float) -> np.ndarray:
+    height, width = grey.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    background = int(np.median(grey))
+    return cv2.warpAffine(
+        grey, matrix, (width, height), flags=cv2.INTER_CUBIC, borderValue=background
+    )
+
+
+def text_height(grey: np.ndarray) -> float | None:
+    """Median height of glyph-sized connected components, in pixels."""
+    _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    widths = stats[1:, cv2.CC_STAT_WIDTH]
+    glyphs = heights[(heights >= 4) & (heights <= grey.shape[0] / 10) & (widths <= heights * 4)]
+    return float(np.median(glyphs)) if len(glyphs) >= 20 else None
+
+
+def preprocess(image: Image.Image, config: PreprocessConfig) -> tuple[Image.Image, dict[str, Any]]:
+    """The page as Tesseract should see it, and a record of every step applied."""
+    grey = to_grey(image)
+    record: dict[str, Any] = {"steps": list(config.steps)}
+    if "orientation" in config.steps:
+        rotation = detect_orientation(grey)
+        record["orientation_rotated"] = rotation
+        if rotation:
+            grey = rotate_quarter(grey, rotation)
+    if "deskew" in config.steps:
+        angle = estimate_skew(grey)
+        record["deskew_degrees"] = round(angle, 2)
+        if abs(angle) >= 0.2:
+            grey = rotate_by(grey, angle)
+    if "upscale" in config.steps:
+        height = text_height(grey)
+        factor = min(MAX_UPSCALE, TARGET_TEXT_HEIGHT / height) if height else 1.0
+        record["upscale_factor"] = round(factor, 2) if factor > 1.2 else 1.0
+        if factor > 1.2:
+            grey = cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    if "denoise" in config.steps:
+        grey = cv2.fastNlMeansDenoising(grey, None, h=12, templateWindowSize=7, searchWindowSize=21)
+        record["denoise"] = "non-local means h=12"
+    if "contrast" in config.steps:
+        grey = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
+        record["contrast"] = "CLAHE clip=2"
+    if "binarize" in config.steps:
+        grey = cv2.adaptiveThreshold(
+            grey, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 31, 15
+        )
+        record["binarize"] = "adaptive gaussian 31/15"
+    return Image.fromarray(grey), record
