@@ -41,7 +41,7 @@ def document_text(
         document = session.get(Document, document_id)
         if document is None:
             raise DocumentNotFound(f"document {document_id} does not exist")
-        stored = document_texts(session, [document_id]).get(document_id)
+        stored = document_texts(session, [document_id], prefer=settings.ocr_mode).get(document_id)
         if stored is not None and language is None:
             return stored, False
         key, content_type = document.storage_key, document.content_type

@@ -39,6 +39,14 @@ class DocflowSettings(BaseSettings):
         description="Preprocessing steps in order: orientation, deskew, upscale, denoise, "
         "contrast, binarize.",
     )
+    ocr_mode: str = Field(
+        default="tesseract",
+        description="tesseract, easyocr (whole pages; slow on CPU) or cascade (EasyOCR re-reads "
+        "only the lines Tesseract is unsure of).",
+    )
+    ocr_cascade_threshold: float = Field(
+        default=0.6, description="Mean line confidence under which the cascade asks EasyOCR."
+    )
     ocr_workers: int = Field(default=2, description="Processes OCR'ing pages in parallel.")
     retrain_min_new_labels: int = Field(
         default=50, description="New or changed labels that make a new training set and a retrain."

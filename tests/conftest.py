@@ -99,9 +99,13 @@ def trained_home(
     document_assets = [raw_documents, ocr_text, tfidf_features, predictions]
 
     def run(assets: list, run_config: dict | None = None, partition_key: str | None = None) -> None:
+        # dagster-mlflow's resource opens an MLflow run: give it only to the run that trains.
+        trains = document_classifier in assets
         result = materialize(
             assets,
-            resources={"docflow": resource, "mlflow": mlflow_tracking_resource},
+            resources={"docflow": resource, "mlflow": mlflow_tracking_resource}
+            if trains
+            else {"docflow": resource},
             partition_key=partition_key,
             run_config=run_config,
         )
@@ -122,3 +126,13 @@ def trained_home(
     holdout = {document.id: truth[document.filename] for document in holdout_report.added}
     run(document_assets, batch_run_config(sorted(holdout)), partition)
     return TrainedHome(settings, training_ids, holdout, model_version, materialisations)
+
+
+@pytest.fixture
+def home_copy(trained_home: TrainedHome, tmp_path: Path) -> DocflowSettings:
+    """A private copy of the trained home, for tests that change labels, rows or the registry."""
+    import shutil
+
+    copy = tmp_path / "home-copy"
+    shutil.copytree(trained_home.settings.resolved_home, copy)
+    return DocflowSettings(home=copy)

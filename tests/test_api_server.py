@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -81,11 +80,9 @@ def test_concurrent_uploads_lose_and_duplicate_nothing(tmp_path: Path) -> None:
 def test_hot_model_swap_serves_every_request(
     trained_home: TrainedHome,
     training_corpus: tuple[Path, list[RenderedDocument]],
-    tmp_path: Path,
+    home_copy: DocflowSettings,
 ) -> None:
-    home = tmp_path / "home"
-    shutil.copytree(trained_home.settings.resolved_home, home)
-    settings = DocflowSettings(home=home, model_poll_seconds=0.2)
+    settings = home_copy.model_copy(update={"model_poll_seconds": 0.2})
     registry = Registry(
         settings.resolved_mlflow_tracking_uri,
         settings.mlflow_artifact_location,

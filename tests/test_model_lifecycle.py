@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import random
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,16 +41,14 @@ MODEL_ASSETS = [training_set, *training_set_checks, document_classifier, deploye
 MODEL_GROUP = AssetSelection.groups("model")
 
 
-@pytest.fixture
-def home_copy(trained_home: TrainedHome, tmp_path: Path) -> DocflowSettings:
-    """A private copy of the trained home, so a test may change labels and the registry."""
-    copy = tmp_path / "home"
-    shutil.copytree(trained_home.settings.resolved_home, copy)
-    return DocflowSettings(home=copy)
-
-
-def resources(settings: DocflowSettings) -> dict[str, object]:
-    return {"docflow": DocflowResource(home=str(settings.home)), "mlflow": mlflow_tracking_resource}
+def resources(settings: DocflowSettings, training: bool = True) -> dict[str, object]:
+    """Docflow's resource, and dagster-mlflow's for runs that train (it opens an MLflow run)."""
+    docflow = DocflowResource(home=str(settings.home))
+    return (
+        {"docflow": docflow, "mlflow": mlflow_tracking_resource}
+        if training
+        else {"docflow": docflow}
+    )
 
 
 def registry(settings: DocflowSettings) -> Registry:
@@ -165,7 +162,10 @@ def test_retrain_is_requested_after_enough_new_labels_and_not_before(
 
         label(holdout[: needed - 1])
         few = materialize(
-            [training_set], instance=instance, resources=resources(home_copy), run_config=run_config
+            [training_set],
+            instance=instance,
+            resources=resources(home_copy, training=False),
+            run_config=run_config,
         )
         assert few.get_asset_materialization_events() == []
         not_yet = evaluate_automation_conditions(
@@ -179,7 +179,10 @@ def test_retrain_is_requested_after_enough_new_labels_and_not_before(
 
         label(holdout[needed - 1 :])
         enough = materialize(
-            [training_set], instance=instance, resources=resources(home_copy), run_config=run_config
+            [training_set],
+            instance=instance,
+            resources=resources(home_copy, training=False),
+            run_config=run_config,
         )
         [event] = enough.get_asset_materialization_events()
         metadata = event.step_materialization_data.materialization.metadata

@@ -133,3 +133,70 @@ def test_ocr_eval_command_prints_error_rates_per_mode(real_scans: Path, tmp_path
     raw_cer = float(rows["tesseract (no preprocessing)"][1])
     fixed_cer = float(rows["tesseract (orientation,deskew)"][1])
     assert raw_cer > 0.5 and fixed_cer < 0.05
+
+
+def two_line_page() -> tuple[Image.Image, str]:
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 28)
+    lines = ["Invoice number 4821 for consulting", "Payment due within thirty days"]
+    page = Image.new("L", (900, 180), 255)
+    draw = ImageDraw.Draw(page)
+    for index, line in enumerate(lines):
+        draw.text((30, 20 + 80 * index), line, font=font, fill=0)
+    return page, "\n".join(lines)
+
+
+class CountingEasyOcr:
+    """The real EasyOCR engine, counting how often the cascade calls it."""
+
+    def __init__(self) -> None:
+        from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
+
+        self.engine = EasyOcrEngine()
+        self.calls = 0
+
+    def read_line(self, crop, language):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return self.engine.read_line(crop, language)
+
+
+def test_cascade_skips_easyocr_on_a_clean_page() -> None:
+    from docflow_assets.ocr.cascade import cascade
+
+    page, _ = two_line_page()
+    tesseract = TesseractEngine().read(page, "eng")
+    counting = CountingEasyOcr()
+    result = cascade(page, tesseract, threshold=0.6, engine=counting)  # type: ignore[arg-type]
+    assert counting.calls == 0
+    assert result.text == tesseract.text
+    assert result.preprocessing["lines_reread_by_easyocr"] == 0
+
+
+@pytest.mark.slow
+def test_cascade_rereads_unsure_lines_with_offline_easyocr() -> None:
+    from docflow_assets.ocr.cascade import cascade
+
+    page, truth = two_line_page()
+    tesseract = TesseractEngine().read(page, "eng")
+    counting = CountingEasyOcr()
+    # A threshold no line reaches sends every line to EasyOCR.
+    result = cascade(page, tesseract, threshold=0.999, engine=counting)  # type: ignore[arg-type]
+    assert counting.calls == 2
+    assert result.preprocessing["lines_reread_by_easyocr"] == 2
+    assert character_error_rate(truth, result.text) < 0.05
+
+
+@pytest.mark.slow
+def test_easyocr_reads_a_page_with_offline_weights() -> None:
+    from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
+
+    page, truth = two_line_page()
+    result = EasyOcrEngine().read(page, "eng")
+    assert result.engine == "easyocr" and result.words
+    assert all(0 <= word.confidence <= 1 for word in result.words)
+    assert character_error_rate(truth, result.text) < 0.1
+    from docflow_assets.ocr.engines import UnsupportedLanguage
+
+    with pytest.raises(UnsupportedLanguage, match="rus"):
+        EasyOcrEngine().read(page, "rus")

@@ -159,7 +159,7 @@ def ocr_text(
             "documents": len(results) - len(failed),
             "failed_documents": len(failed),
             "pages": pages,
-            "engine": "tesseract",
+            "mode": settings.ocr_mode,
             "languages": settings.ocr_languages,
             "preprocessing": settings.ocr_preprocess,
             "mean_confidence": round(mean_confidence, 4),
@@ -209,7 +209,7 @@ def tfidf_features(
             for document in batch_documents(session, _day(context), config.document_ids)
             if document.status in READY_FOR_FEATURES
         ]
-        texts = document_texts(session, ids)
+        texts = document_texts(session, ids, prefer=settings.ocr_mode)
     started = time.perf_counter()
     matrix = deployed.classifier.vectorizer.transform([texts.get(i, "") for i in ids])
     key = features_key(_day(context), deployed.version, config.document_ids)

@@ -65,7 +65,9 @@ def training_set(
     settings = docflow.settings()
     with session_scope(docflow.database) as session:
         documents = labelled_documents(session)
-        texts = document_texts(session, [document.id for document in documents])
+        texts = document_texts(
+            session, [document.id for document in documents], prefer=settings.ocr_mode
+        )
         frame = pd.DataFrame(
             {
                 "document_id": [document.id for document in documents],

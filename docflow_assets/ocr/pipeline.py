@@ -6,10 +6,14 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from docflow_assets.ocr.cascade import cascade
+from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
 from docflow_assets.ocr.engines import OcrEngine, PageText, TesseractEngine
 from docflow_assets.ocr.pages import iter_page_images
 from docflow_assets.ocr.preprocess import PreprocessConfig, preprocess
 from docflow_assets.settings import DocflowSettings
+
+OCR_MODES = ("tesseract", "easyocr", "cascade")
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,12 @@ class OcrOptions:
     dpi: int = 300
     max_pixels: int = 60_000_000
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+    mode: str = "tesseract"
+    cascade_threshold: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.mode not in OCR_MODES:
+            raise ValueError(f"unknown OCR mode {self.mode!r}; known: {', '.join(OCR_MODES)}")
 
     @classmethod
     def from_settings(cls, settings: DocflowSettings, language: str | None = None) -> OcrOptions:
@@ -26,6 +36,8 @@ class OcrOptions:
             settings.render_dpi,
             settings.max_image_pixels,
             PreprocessConfig.parse(settings.ocr_preprocess),
+            settings.ocr_mode,
+            settings.ocr_cascade_threshold,
         )
 
 
@@ -50,13 +62,15 @@ class DocumentText:
 def ocr_document(
     data: bytes, content_type: str, options: OcrOptions, engine: OcrEngine | None = None
 ) -> list[PageText]:
-    """Every page of one document, preprocessed and read in order."""
-    reader = engine or TesseractEngine()
+    """Every page of one document, preprocessed and read in order by the options' mode."""
+    reader = engine or (EasyOcrEngine() if options.mode == "easyocr" else TesseractEngine())
     results = []
     for page in iter_page_images(data, content_type, options.dpi, options.max_pixels):
         prepared, record = preprocess(page, options.preprocessing)
         text = reader.read(prepared, options.language)
         text.preprocessing = record
+        if options.mode == "cascade":
+            text = cascade(prepared, text, options.cascade_threshold)
         results.append(text)
     return results
 

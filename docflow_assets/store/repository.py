@@ -65,18 +65,22 @@ def replace_ocr_results(session: Session, document: Document, pages: Sequence[Pa
 
 
 def document_texts(
-    session: Session, document_ids: Sequence[int], engine: str = "tesseract"
+    session: Session, document_ids: Sequence[int], prefer: str = "tesseract"
 ) -> dict[int, str]:
-    """Each document's text: its pages in order, as the given engine (or mode) read them."""
+    """Each document's text, its pages in order, from the ``prefer`` engine (the OCR mode)
+    where the document has it, else from the engine it was read with."""
     rows = session.execute(
-        select(OcrResult.document_id, OcrResult.page, OcrResult.text)
-        .where(OcrResult.document_id.in_(document_ids), OcrResult.engine == engine)
-        .order_by(OcrResult.document_id, OcrResult.page)
+        select(OcrResult.document_id, OcrResult.engine, OcrResult.page, OcrResult.text)
+        .where(OcrResult.document_id.in_(document_ids))
+        .order_by(OcrResult.document_id, OcrResult.engine, OcrResult.page)
     )
-    pages: dict[int, list[str]] = {}
-    for document_id, _page, text in rows:
-        pages.setdefault(document_id, []).append(text)
-    return {document_id: "\n\n".join(texts) for document_id, texts in pages.items()}
+    by_engine: dict[int, dict[str, list[str]]] = {}
+    for document_id, engine, _page, text in rows:
+        by_engine.setdefault(document_id, {}).setdefault(engine, []).append(text)
+    return {
+        document_id: "\n\n".join(engines.get(prefer) or next(iter(engines.values())))
+        for document_id, engines in by_engine.items()
+    }
 
 
 def labelled_documents(session: Session) -> list[Document]:

