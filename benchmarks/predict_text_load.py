@@ -94,19 +94,7 @@ def main() -> None:
     }
     ports = {name: free_port() for name in ("docflow", "mlflow", "constant")}
     servers = {
-        "docflow": [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "docflow_api.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports["docflow"]),
-            "--log-level",
-            "warning",
-        ],
+        "docflow": services.api_service(ports["docflow"]).command,
         "mlflow": [
             str(bin_dir / "mlflow"),
             "models",
