@@ -15,6 +15,7 @@ class DocflowResource(ConfigurableResource):
     home: str | None = None
     database_url: str | None = None
     object_store: str | None = None
+    s3_endpoint_url: str | None = None
     mlflow_tracking_uri: str | None = None
 
     def settings(self) -> DocflowSettings:
@@ -22,6 +23,7 @@ class DocflowResource(ConfigurableResource):
             "home": self.home,
             "database_url": self.database_url,
             "object_store": self.object_store,
+            "s3_endpoint_url": self.s3_endpoint_url,
             "mlflow_tracking_uri": self.mlflow_tracking_uri,
         }
         return DocflowSettings(**{key: value for key, value in overrides.items() if value})
