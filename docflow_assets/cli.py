@@ -40,6 +40,8 @@ def demo_data(out_dir: Path, per_class: int, seed: int) -> None:
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def ocr_eval(folder: Path) -> None:
     """CER, WER and pages/second of each OCR mode against NAME.gt.txt / NAME.txt ground truth."""
+    from dataclasses import replace
+
     from docflow_assets.ocr.evaluation import evaluate_modes, ground_truth_pairs
     from docflow_assets.ocr.pipeline import OcrOptions
     from docflow_assets.ocr.preprocess import PreprocessConfig
@@ -50,9 +52,7 @@ def ocr_eval(folder: Path) -> None:
     if not pairs:
         raise click.ClickException(f"no document in {folder} has a ground-truth text beside it")
     modes = {
-        "tesseract (no preprocessing)": OcrOptions(
-            configured.language, configured.dpi, configured.max_pixels, PreprocessConfig(())
-        ),
+        "tesseract (no preprocessing)": replace(configured, preprocessing=PreprocessConfig(())),
         f"tesseract ({settings.ocr_preprocess})": configured,
     }
     table = Table(title=f"OCR on {len(pairs)} documents in {folder}")

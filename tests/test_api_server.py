@@ -19,7 +19,7 @@ from docflow_assets.ml.registry import Registry
 from docflow_assets.ml.training import TrainingConfig, train_classifier
 from docflow_assets.settings import DocflowSettings
 from tests.conftest import TrainedHome
-from tests.test_ingest import encoded, page
+from tests.test_ingest import encoded, page_png
 
 
 @contextmanager
@@ -44,18 +44,10 @@ def serve(settings: DocflowSettings) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def png(text: str) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    page(text).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_concurrent_uploads_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     settings = DocflowSettings(home=tmp_path)
     same = encoded("PNG")
-    different = [png(f"document number {n}") for n in range(8)]
+    different = [page_png(f"document number {n}") for n in range(8)]
     with serve(settings) as base, httpx.Client(base_url=base, timeout=60) as client:
 
         def upload(data: bytes) -> httpx.Response:

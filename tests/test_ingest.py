@@ -22,6 +22,13 @@ def page(text: str = "Invoice 42", size: tuple[int, int] = (400, 200)) -> Image.
     return image
 
 
+def page_png(text: str) -> bytes:
+    """A one-line page as PNG bytes; different text, different document."""
+    buffer = io.BytesIO()
+    page(text).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def encoded(image_format: str, pages: int = 1, **options: object) -> bytes:
     buffer = io.BytesIO()
     frames = [page(f"page {n}") for n in range(pages)]

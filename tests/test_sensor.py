@@ -12,15 +12,11 @@ from docflow_assets.ingest import ingest
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus
-from tests.test_ingest import page
+from tests.test_ingest import page_png
 
 
 def upload(settings: DocflowSettings, resource: DocflowResource, text: str) -> int:
-    buffer = io.BytesIO()
-    page(text).save(buffer, format="PNG")
-    return ingest(
-        io.BytesIO(buffer.getvalue()), f"{text}.png", settings, resource.store()
-    ).document.id
+    return ingest(io.BytesIO(page_png(text)), f"{text}.png", settings, resource.store()).document.id
 
 
 def evaluate(instance, resource: DocflowResource, cursor: str | None):  # type: ignore[no-untyped-def]

@@ -11,8 +11,8 @@ from collections import defaultdict
 import numpy as np
 from PIL import Image
 
-from docflow_assets.ocr.easyocr_engine import EasyOcrEngine, _words
-from docflow_assets.ocr.engines import PageText, Word
+from docflow_assets.ocr.easyocr_engine import EasyOcrEngine, split_words
+from docflow_assets.ocr.engines import PageText, Word, text_from_words
 
 LINE_PADDING = 4
 
@@ -54,12 +54,9 @@ def cascade(
         )
         if text.strip() and easy_confidence > confidence:
             replaced += 1
-            words += _words(text, (left, top, width, height), easy_confidence, number)
+            words += split_words(text, (left, top, width, height), easy_confidence, number)
         else:
             words += line_words
-    by_line: dict[int, list[str]] = defaultdict(list)
-    for word in words:
-        by_line[word.line].append(word.text)
     return PageText(
         engine="cascade",
         language=tesseract_page.language,
@@ -72,5 +69,5 @@ def cascade(
             "lines_reread_by_easyocr": reread,
             "lines_replaced": replaced,
         },
-        text="\n".join(" ".join(by_line[n]) for n in sorted(by_line)),
+        text=text_from_words(words),
     )

@@ -37,7 +37,9 @@ def easyocr_languages(language: str) -> tuple[str, ...]:
     return tuple(EASYOCR_LANGUAGES[part] for part in language.split("+"))
 
 
-def _words(text: str, box: tuple[int, int, int, int], confidence: float, line: int) -> list[Word]:
+def split_words(
+    text: str, box: tuple[int, int, int, int], confidence: float, line: int
+) -> list[Word]:
     """Split a recognised segment into words with boxes proportional to their length."""
     left, top, width, height = box
     tokens = text.split()
@@ -64,7 +66,7 @@ class EasyOcrEngine:
         ):
             xs, ys = [int(p[0]) for p in points], [int(p[1]) for p in points]
             box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
-            words += _words(text, box, float(confidence), line)
+            words += split_words(text, box, float(confidence), line)
             lines.append(text)
         return PageText(
             self.name, language, words, time.perf_counter() - started, text="\n".join(lines)

@@ -42,6 +42,14 @@ class PageText:
         return [asdict(word) for word in self.words]
 
 
+def text_from_words(words: list[Word]) -> str:
+    """Words joined by spaces within a line, lines by newlines, lines in number order."""
+    lines: dict[int, list[str]] = {}
+    for word in words:
+        lines.setdefault(word.line, []).append(word.text)
+    return "\n".join(" ".join(lines[number]) for number in sorted(lines))
+
+
 class UnsupportedLanguage(ValueError):
     pass
 
@@ -79,7 +87,6 @@ class TesseractEngine:
             image, lang=language, config=self.config, output_type=pytesseract.Output.DICT
         )
         words: list[Word] = []
-        lines: list[list[str]] = []
         line_keys: dict[tuple[int, int, int], int] = {}
         for index, raw_text in enumerate(data["text"]):
             text = raw_text.strip()
@@ -87,11 +94,7 @@ class TesseractEngine:
             if not text or confidence < 0:
                 continue
             key = (data["block_num"][index], data["par_num"][index], data["line_num"][index])
-            if key not in line_keys:
-                line_keys[key] = len(lines)
-                lines.append([])
-            line = line_keys[key]
-            lines[line].append(text)
+            line = line_keys.setdefault(key, len(line_keys))
             box = (
                 int(data["left"][index]),
                 int(data["top"][index]),
@@ -104,5 +107,5 @@ class TesseractEngine:
             language=language,
             words=words,
             seconds=time.perf_counter() - started,
-            text="\n".join(" ".join(line) for line in lines),
+            text=text_from_words(words),
         )
