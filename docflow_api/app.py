@@ -25,6 +25,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import Body, Parameter
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from docflow_api import metrics
 from docflow_api.model_holder import ModelHolder, ServedModel
@@ -57,7 +58,12 @@ from docflow_assets.processing import DocumentNotFound, predict_document
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import Document, ModelMetric, OcrResult, Prediction
-from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
+from docflow_assets.store.objects import (
+    ObjectNotFound,
+    ObjectStore,
+    StoreUnavailable,
+    open_object_store,
+)
 
 logger = logging.getLogger("docflow.api")
 REJECTION_STATUS = {"too_large": 413, "unsupported_type": 415}
@@ -432,6 +438,18 @@ def _internal_error(request: Request, error: Exception) -> Response[dict[str, st
     return Response({"detail": "internal server error"}, status_code=500, media_type=MediaType.JSON)
 
 
+def _unavailable(request: Request, error: Exception) -> Response[dict[str, str]]:
+    """A store that is down is the server's problem, not the client's: 503, try again."""
+    logger.warning("%s on %s: %s", type(error).__name__, request.url.path, error)
+    what = "object store" if isinstance(error, StoreUnavailable) else "database"
+    return Response(
+        {"detail": f"the {what} is unavailable; nothing was changed, try again shortly"},
+        status_code=503,
+        media_type=MediaType.JSON,
+        headers={"Retry-After": "5"},
+    )
+
+
 class MetricsController(PrometheusController):
     path = "/metrics"
 
@@ -503,6 +521,10 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
             }
         ),
         request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
-        exception_handlers={500: _internal_error},
+        exception_handlers={
+            500: _internal_error,
+            StoreUnavailable: _unavailable,
+            OperationalError: _unavailable,
+        },
         openapi_config=OpenAPIConfig(title="Docflow API", version="0.1.0", path="/schema"),
     )

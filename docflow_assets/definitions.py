@@ -15,8 +15,13 @@ from docflow_assets.defs.model import (
     training_set,
     training_set_checks,
 )
-from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
-from docflow_assets.defs.sensors import new_uploads_sensor
+from docflow_assets.defs.resources import (
+    DocflowResource,
+    io_manager_for,
+    mlflow_tracking_resource,
+)
+from docflow_assets.defs.sensors import failed_documents_sensor, new_uploads_sensor
+from docflow_assets.settings import DocflowSettings
 
 defs = Definitions(
     assets=[
@@ -32,6 +37,7 @@ defs = Definitions(
     jobs=[process_documents_job, score_documents_job, train_model_job],
     sensors=[
         new_uploads_sensor,
+        failed_documents_sensor,
         # The built-in automation sensor starts stopped on a fresh instance; this one runs.
         AutomationConditionSensorDefinition(
             "model_automation_sensor",
@@ -40,5 +46,9 @@ defs = Definitions(
             minimum_interval_seconds=30,
         ),
     ],
-    resources={"docflow": DocflowResource(), "mlflow": mlflow_tracking_resource},
+    resources={
+        "docflow": DocflowResource(),
+        "mlflow": mlflow_tracking_resource,
+        "io_manager": io_manager_for(DocflowSettings()),
+    },
 )

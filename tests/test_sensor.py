@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
-from dagster import RunRequest, SensorResult, build_sensor_context, instance_for_test
+import pytest
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    FilesystemIOManager,
+    RunRequest,
+    SensorResult,
+    build_run_status_sensor_context,
+    build_sensor_context,
+    instance_for_test,
+)
 
+from docflow_assets.definitions import defs
+from docflow_assets.defs.jobs import process_documents_job
 from docflow_assets.defs.resources import DocflowResource
-from docflow_assets.defs.sensors import BATCH_SIZE, new_uploads_sensor
+from docflow_assets.defs.sensors import (
+    BATCH_SIZE,
+    STALLED_AFTER,
+    batch_run_config,
+    failed_documents_sensor,
+    new_uploads_sensor,
+)
 from docflow_assets.ingest import ingest
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.models import Document, DocumentStatus
+from docflow_assets.store.models import Document, DocumentStatus, utcnow
 from tests.test_ingest import page_png
 
 
@@ -88,3 +109,104 @@ def test_documents_already_processed_are_not_requested(settings: DocflowSettings
 def settings_day(settings: DocflowSettings, document_id: int) -> str:
     with session_scope(settings.resolved_database_url) as session:
         return session.get(Document, document_id).upload_date.isoformat()  # type: ignore[union-attr]
+
+
+def test_documents_stalled_behind_the_cursor_are_requested_again(
+    settings: DocflowSettings,
+) -> None:
+    resource = DocflowResource(home=str(settings.home))
+    lost = upload(settings, resource, "its run was lost")
+    with session_scope(resource.database) as session:
+        document = session.get(Document, lost)
+        assert document is not None
+        document.uploaded_at = utcnow() - STALLED_AFTER - timedelta(minutes=1)
+    with instance_for_test() as instance:
+        result = evaluate(instance, resource, str(lost))
+        assert isinstance(result, SensorResult)
+        assert requested_ids(result) == [[lost]]
+        assert result.run_requests[0].run_key is None
+        assert result.cursor == str(lost)
+
+        instance.add_run(
+            DagsterRun(
+                job_name=process_documents_job.name,
+                run_config=batch_run_config([lost]),
+                status=DagsterRunStatus.STARTED,
+            )
+        )
+        waiting = evaluate(instance, resource, str(lost))
+        assert not isinstance(waiting, SensorResult)  # a run has it in hand: nothing to do
+
+
+def failed_run(instance: DagsterInstance, settings: DocflowSettings, ids: list[int]) -> DagsterRun:
+    """A real processing run that fails: its object store does not answer."""
+    unreachable = DocflowResource(
+        home=str(settings.home),
+        object_store="s3://docflow/unreachable",
+        s3_endpoint_url="http://127.0.0.1:9",
+    )
+    day = settings_day(settings, ids[0])
+    result = defs.resolve_job_def(process_documents_job.name).execute_in_process(
+        instance=instance,
+        partition_key=day,
+        run_config=batch_run_config(ids),
+        resources={"docflow": unreachable, "io_manager": FilesystemIOManager()},
+        raise_on_error=False,
+    )
+    assert not result.success
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None
+    return run
+
+
+def evaluate_failure(instance: DagsterInstance, run: DagsterRun, resource: DocflowResource) -> None:
+    records = instance.get_records_for_run(
+        run.run_id, of_type=DagsterEventType.RUN_FAILURE
+    ).records
+    event = records[-1].event_log_entry.dagster_event
+    assert event is not None
+    context = build_run_status_sensor_context(
+        sensor_name=failed_documents_sensor.name,
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"docflow": resource},
+    ).for_run_failure()
+    failed_documents_sensor(context)
+
+
+def statuses(settings: DocflowSettings, ids: list[int]) -> dict[int, tuple[str, str | None]]:
+    with session_scope(settings.resolved_database_url) as session:
+        return {
+            i: (document.status, document.status_reason)
+            for i in ids
+            if (document := session.get(Document, i)) is not None
+        }
+
+
+def test_a_run_that_failed_for_good_marks_its_documents_failed_with_the_reason(
+    settings: DocflowSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "docflow")
+    resource = DocflowResource(home=str(settings.home))
+    ids = [upload(settings, resource, f"failing {n}") for n in range(2)]
+    with instance_for_test() as instance:
+        run = failed_run(instance, settings, ids)
+        evaluate_failure(instance, run, resource)
+    for status, reason in statuses(settings, ids).values():
+        assert status == DocumentStatus.FAILED
+        assert reason is not None and run.run_id in reason
+        assert "step raw_documents" in reason and "unreachable" in reason
+
+
+def test_a_run_the_daemon_will_retry_leaves_its_documents_waiting(
+    settings: DocflowSettings,
+) -> None:
+    resource = DocflowResource(home=str(settings.home))
+    ids = [upload(settings, resource, "retried")]
+    retries = {"run_retries": {"enabled": True, "max_retries": 2}}
+    with instance_for_test(overrides=retries) as instance:
+        run = failed_run(instance, settings, ids)
+        evaluate_failure(instance, run, resource)
+    assert statuses(settings, ids)[ids[0]] == (DocumentStatus.UPLOADED, None)

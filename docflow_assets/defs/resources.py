@@ -1,5 +1,12 @@
 import mlflow
-from dagster import ConfigurableResource, InitResourceContext, resource
+from dagster import (
+    ConfigurableIOManager,
+    ConfigurableResource,
+    FilesystemIOManager,
+    InitResourceContext,
+    resource,
+)
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
 
@@ -62,3 +69,17 @@ def mlflow_tracking(context: InitResourceContext) -> MlFlow:
 
 
 mlflow_tracking_resource = mlflow_tracking.configured({"experiment_name": EXPERIMENT_NAME})
+
+
+def io_manager_for(settings: DocflowSettings) -> ConfigurableIOManager:
+    """Dagster's own outputs go where the documents go: the S3 bucket in production, so a
+    run worker on any machine can read what another wrote; DAGSTER_HOME/storage otherwise."""
+    location = settings.resolved_object_store
+    if not location.startswith("s3://"):
+        return FilesystemIOManager()
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    return S3PickleIOManager(
+        s3_resource=S3Resource(endpoint_url=settings.s3_endpoint_url),
+        s3_bucket=bucket,
+        s3_prefix=f"{prefix.strip('/')}/dagster-io".lstrip("/"),
+    )

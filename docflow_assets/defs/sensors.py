@@ -1,21 +1,43 @@
 from collections import defaultdict
+from collections.abc import Iterable
+from datetime import timedelta
 
 from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     DefaultSensorStatus,
+    RunFailureSensorContext,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    run_failure_sensor,
     sensor,
 )
 
-from docflow_assets.defs.jobs import process_documents_job
+from docflow_assets.defs.jobs import process_documents_job, score_documents_job
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.repository import new_documents
+from docflow_assets.store.models import Document, utcnow
+from docflow_assets.store.repository import (
+    mark_failed,
+    new_documents,
+    stalled_documents,
+    unfinished_documents,
+)
 
 BATCH_SIZE = 50
 PROCESSING_ASSETS = ("raw_documents", "ocr_text", "tfidf_features", "predictions")
+# Longer than a run takes to be queued and started on a busy machine.
+STALLED_AFTER = timedelta(minutes=5)
+ACTIVE_RUN_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
 
 
 def batch_run_config(document_ids: list[int]) -> dict[str, object]:
@@ -23,11 +45,55 @@ def batch_run_config(document_ids: list[int]) -> dict[str, object]:
     return {"ops": {name: config for name in PROCESSING_ASSETS}}
 
 
+def run_document_ids(run: DagsterRun) -> list[int]:
+    """The documents a processing or scoring run was launched for (empty: the whole day)."""
+    ops = run.run_config.get("ops", {}) if isinstance(run.run_config, dict) else {}
+    for name in PROCESSING_ASSETS:
+        ids = ops.get(name, {}).get("config", {}).get("document_ids")
+        if ids:
+            return [int(document_id) for document_id in ids]
+    return []
+
+
+def documents_in_active_runs(instance: DagsterInstance) -> set[int]:
+    runs = instance.get_runs(
+        filters=RunsFilter(job_name=process_documents_job.name, statuses=ACTIVE_RUN_STATUSES)
+    )
+    return {document_id for run in runs for document_id in run_document_ids(run)}
+
+
+def batch_requests(documents: Iterable[Document], key_prefix: str | None) -> list[RunRequest]:
+    """One run per day and ``BATCH_SIZE`` documents; ``key_prefix`` None: no run-key dedupe."""
+    by_day: dict[str, list[int]] = defaultdict(list)
+    for document in documents:
+        by_day[document.upload_date.isoformat()].append(document.id)
+    requests = []
+    for day, ids in sorted(by_day.items()):
+        for start in range(0, len(ids), BATCH_SIZE):
+            batch = ids[start : start + BATCH_SIZE]
+            requests.append(
+                RunRequest(
+                    run_key=f"{key_prefix}-{batch[0]}-{batch[-1]}" if key_prefix else None,
+                    partition_key=day,
+                    run_config=batch_run_config(batch),
+                    tags={
+                        "docflow/documents": f"{batch[0]}-{batch[-1]}",
+                        "docflow/count": str(len(batch)),
+                        "docflow/recovered": str(key_prefix is None).lower(),
+                    },
+                )
+            )
+    return requests
+
+
 @sensor(
     job=process_documents_job,
     minimum_interval_seconds=15,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Launches a processing run for each batch of new uploads (cursor: last id seen).",
+    description=(
+        "Launches a processing run for each batch of new uploads (cursor: last id seen), and "
+        "again for uploads that have waited too long behind the cursor (a lost run)."
+    ),
 )
 def new_uploads_sensor(
     context: SensorEvaluationContext, docflow: DocflowResource
@@ -35,24 +101,60 @@ def new_uploads_sensor(
     after_id = int(context.cursor or 0)
     with session_scope(docflow.database) as session:
         documents = new_documents(session, after_id, limit=BATCH_SIZE * 10)
-        by_day: dict[str, list[int]] = defaultdict(list)
-        for document in documents:
-            by_day[document.upload_date.isoformat()].append(document.id)
-    if not documents:
+        waiting = stalled_documents(
+            session, after_id, utcnow() - STALLED_AFTER, limit=BATCH_SIZE * 10
+        )
+        if waiting:
+            active = documents_in_active_runs(context.instance)
+            waiting = [document for document in waiting if document.id not in active]
+        requests = batch_requests(documents, "documents") + batch_requests(waiting, None)
+    if not requests:
         return SkipReason(f"no new uploads after document {after_id}")
-    requests = []
-    for day, ids in sorted(by_day.items()):
-        for start in range(0, len(ids), BATCH_SIZE):
-            batch = ids[start : start + BATCH_SIZE]
-            requests.append(
-                RunRequest(
-                    run_key=f"documents-{batch[0]}-{batch[-1]}",
-                    partition_key=day,
-                    run_config=batch_run_config(batch),
-                    tags={
-                        "docflow/documents": f"{batch[0]}-{batch[-1]}",
-                        "docflow/count": str(len(batch)),
-                    },
-                )
-            )
-    return SensorResult(run_requests=requests, cursor=str(documents[-1].id))
+    if waiting:
+        context.log.warning(f"re-requesting {len(waiting)} stalled documents")
+    return SensorResult(
+        run_requests=requests, cursor=str(documents[-1].id) if documents else context.cursor
+    )
+
+
+def _will_be_retried(run: DagsterRun, instance: DagsterInstance) -> bool:
+    if not instance.run_retries_enabled:
+        return False
+    allowed = int(run.tags.get("dagster/max_retries", instance.run_retries_max_retries))
+    return int(run.tags.get("dagster/retry_number", "0")) < allowed
+
+
+def _failure_summary(context: RunFailureSensorContext) -> str:
+    for event in context.get_step_failure_events():
+        error = event.step_failure_data.error
+        # Dagster wraps the asset's exception; its own message is the one that explains.
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            return f"step {event.step_key}: {error.message.strip()}"
+    return context.failure_event.message or "unknown error"
+
+
+@run_failure_sensor(
+    monitored_jobs=[process_documents_job, score_documents_job],
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=15,
+    description=(
+        "When a processing run has failed for the last time (the daemon retries it first), "
+        "marks its unfinished documents failed with the run's error, so none stays waiting."
+    ),
+)
+def failed_documents_sensor(context: RunFailureSensorContext, docflow: DocflowResource) -> None:
+    run = context.dagster_run
+    if _will_be_retried(run, context.instance):
+        context.log.info(f"run {run.run_id} will be retried by the daemon")
+        return
+    document_ids = run_document_ids(run)
+    if not document_ids:
+        return
+    reason = f"processing run {run.run_id} failed: {_failure_summary(context)}"
+    with session_scope(docflow.database) as session:
+        documents = unfinished_documents(session, document_ids)
+        for document in documents:
+            mark_failed(session, document, reason)
+    context.log.warning(f"marked {len(documents)} documents of run {run.run_id} failed")

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 
 class ObjectNotFound(KeyError):
     pass
+
+
+class StoreUnavailable(OSError):
+    """The object store did not answer; the caller may try again later."""
 
 
 class ObjectStore(Protocol):
@@ -89,47 +95,68 @@ class S3ObjectStore:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        from botocore.exceptions import ConnectionError, HTTPClientError
+
+        try:
+            yield
+        except (ConnectionError, HTTPClientError) as error:
+            raise StoreUnavailable(f"object store {self.url} is unreachable: {error}") from error
+
     def put_file(self, key: str, source: BinaryIO, content_type: str) -> None:
         source.seek(0)
-        self.client.upload_fileobj(
-            source, self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
-        )
+        with self._reachable():
+            self.client.upload_fileobj(
+                source, self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
+            )
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
-        self.client.put_object(
-            Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
-        )
+        with self._reachable():
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
+            )
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey as error:
-            raise ObjectNotFound(key) from error
-        return bytes(response["Body"].read())
+        with self._reachable():
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self.client.exceptions.NoSuchKey as error:
+                raise ObjectNotFound(key) from error
+            return bytes(response["Body"].read())
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return False
-            raise
-        return True
+        with self._reachable():
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                    return False
+                raise
+            return True
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        with self._reachable():
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def ping(self) -> None:
-        self.client.head_bucket(Bucket=self.bucket)
+        with self._reachable():
+            self.client.head_bucket(Bucket=self.bucket)
 
 
 def open_object_store(location: str, endpoint_url: str | None = None) -> ObjectStore:
     """A store for ``s3://bucket/prefix`` or a local folder path."""
     if location.startswith("s3://"):
         import boto3
+        from botocore.config import Config
 
         bucket, _, prefix = location.removeprefix("s3://").partition("/")
-        return S3ObjectStore(bucket, prefix, boto3.client("s3", endpoint_url=endpoint_url))
+        # A few quick retries ride out a blip; an outage surfaces as StoreUnavailable fast.
+        config = Config(
+            connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 3}
+        )
+        client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
+        return S3ObjectStore(bucket, prefix, client)
     return LocalObjectStore(location)

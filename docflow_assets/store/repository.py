@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -33,6 +33,33 @@ def new_documents(session: Session, after_id: int, limit: int) -> list[Document]
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def stalled_documents(
+    session: Session, up_to_id: int, uploaded_before: datetime, limit: int
+) -> list[Document]:
+    """Documents behind the sensor's cursor that are still waiting, though they are old enough
+    to have been processed: their run was lost, or their row committed after a later id's."""
+    query = (
+        select(Document)
+        .where(
+            Document.id <= up_to_id,
+            Document.status == DocumentStatus.UPLOADED,
+            Document.uploaded_at < uploaded_before,
+        )
+        .order_by(Document.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def unfinished_documents(session: Session, document_ids: Sequence[int]) -> list[Document]:
+    """Those of the given documents that are neither predicted nor failed."""
+    query = select(Document).where(
+        Document.id.in_(document_ids),
+        Document.status.not_in((DocumentStatus.PREDICTED, DocumentStatus.FAILED)),
+    )
+    return list(session.scalars(query.order_by(Document.id)))
 
 
 def mark_failed(session: Session, document: Document, reason: str) -> None:
