@@ -144,6 +144,7 @@ def failed_run(instance: DagsterInstance, settings: DocflowSettings, ids: list[i
         home=str(settings.home),
         object_store="s3://docflow/unreachable",
         s3_endpoint_url="http://127.0.0.1:9",
+        outage_retry_seconds=0,
     )
     day = settings_day(settings, ids[0])
     result = defs.resolve_job_def(process_documents_job.name).execute_in_process(
@@ -160,9 +161,7 @@ def failed_run(instance: DagsterInstance, settings: DocflowSettings, ids: list[i
 
 
 def evaluate_failure(instance: DagsterInstance, run: DagsterRun, resource: DocflowResource) -> None:
-    records = instance.get_records_for_run(
-        run.run_id, of_type=DagsterEventType.RUN_FAILURE
-    ).records
+    records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
     event = records[-1].event_log_entry.dagster_event
     assert event is not None
     context = build_run_status_sensor_context(
@@ -197,7 +196,7 @@ def test_a_run_that_failed_for_good_marks_its_documents_failed_with_the_reason(
     for status, reason in statuses(settings, ids).values():
         assert status == DocumentStatus.FAILED
         assert reason is not None and run.run_id in reason
-        assert "step raw_documents" in reason and "unreachable" in reason
+        assert "step raw_documents" in reason and "is unreachable" in reason
 
 
 def test_a_run_the_daemon_will_retry_leaves_its_documents_waiting(

@@ -1,7 +1,9 @@
 """Per-day document assets: raw files, OCR text, TF-IDF features and predictions."""
 
+import functools
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
@@ -12,8 +14,10 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
+    RetryRequested,
     asset,
 )
+from sqlalchemy.exc import OperationalError
 
 from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
@@ -22,7 +26,7 @@ from docflow_assets.ml.training_set import class_distribution, current_snapshot,
 from docflow_assets.ocr.pipeline import OcrOptions, OcrRequest, ocr_documents
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import DocumentStatus
-from docflow_assets.store.objects import ObjectNotFound
+from docflow_assets.store.objects import ObjectNotFound, StoreUnavailable
 from docflow_assets.store.repository import (
     add_prediction,
     batch_documents,
@@ -38,6 +42,29 @@ MAX_CLASS_DRIFT = 0.4
 DRIFT_WINDOW = 500
 MIN_MEAN_CONFIDENCE = 0.6
 READY_FOR_FEATURES = (DocumentStatus.OCR_DONE, DocumentStatus.PREDICTED)
+
+
+OUTAGE_RETRIES = 4
+
+
+def retry_through_outages(
+    materialize: Callable[..., MaterializeResult],
+) -> Callable[..., MaterializeResult]:
+    """A database or object store that is down for a while fails the step, not the documents:
+    Dagster re-runs the step after 1, 2, 4, 8 x ``docflow.outage_retry_seconds``."""
+
+    @functools.wraps(materialize)
+    def with_retries(context: AssetExecutionContext, **kwargs: object) -> MaterializeResult:
+        try:
+            return materialize(context, **kwargs)
+        except (StoreUnavailable, OperationalError) as error:
+            docflow = kwargs["docflow"]
+            assert isinstance(docflow, DocflowResource)
+            wait = docflow.outage_retry_seconds * 2**context.retry_number
+            context.log.warning(f"{error}; retrying the step in {wait:.0f} s")
+            raise RetryRequested(max_retries=OUTAGE_RETRIES, seconds_to_wait=wait) from error
+
+    return with_retries
 
 
 def _day(context: AssetExecutionContext) -> date:
@@ -56,6 +83,7 @@ def _markdown_preview(rows: list[dict[str, object]]) -> MetadataValue:
     kinds={"python", "sql"},
     description="Uploaded files of the day, checked against the object store and decodable.",
 )
+@retry_through_outages
 def raw_documents(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
 ) -> MaterializeResult:
@@ -106,6 +134,7 @@ def raw_documents(
         AssetCheckSpec("low_confidence_rate", asset="ocr_text"),
     ],
 )
+@retry_through_outages
 def ocr_text(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
 ) -> MaterializeResult:
@@ -195,6 +224,7 @@ def ocr_text(
     kinds={"scikitlearn"},
     description="TF-IDF vectors of the day's OCR text under the deployed model's vectorizer.",
 )
+@retry_through_outages
 def tfidf_features(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
 ) -> MaterializeResult:
@@ -253,6 +283,7 @@ def _drift_check(docflow: DocflowResource, recent: list[str]) -> AssetCheckResul
     description="Class and all scores for each document of the day, by the deployed model.",
     check_specs=[AssetCheckSpec("prediction_class_drift", asset="predictions")],
 )
+@retry_through_outages
 def predictions(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
 ) -> MaterializeResult:

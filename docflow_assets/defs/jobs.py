@@ -23,5 +23,7 @@ train_model_job = define_asset_job(
     "train_model_job",
     selection=AssetSelection.assets(training_set, document_classifier, deployed_model),
     executor_def=in_process_executor,
+    # A run stopped by the model gate failed on purpose: retrying would train the same again.
+    tags={"dagster/max_retries": "0"},
     description="Snapshot the labelled data, train, register and deploy if the checks pass.",
 )

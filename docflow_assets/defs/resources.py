@@ -24,6 +24,8 @@ class DocflowResource(ConfigurableResource):
     object_store: str | None = None
     s3_endpoint_url: str | None = None
     mlflow_tracking_uri: str | None = None
+    # Base wait before a step re-runs after a store outage (doubling each time).
+    outage_retry_seconds: float = 5.0
 
     def settings(self) -> DocflowSettings:
         overrides = {

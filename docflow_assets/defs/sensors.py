@@ -124,11 +124,15 @@ def _will_be_retried(run: DagsterRun, instance: DagsterInstance) -> bool:
     return int(run.tags.get("dagster/retry_number", "0")) < allowed
 
 
+def _is_wrapper(class_name: str | None) -> bool:
+    return class_name is None or class_name.startswith("Dagster") or class_name == "RetryRequested"
+
+
 def _failure_summary(context: RunFailureSensorContext) -> str:
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error
-        # Dagster wraps the asset's exception; its own message is the one that explains.
-        while error is not None and error.cause is not None:
+        # Dagster wraps the asset's exception (and a retry request); skip to the asset's own.
+        while error is not None and error.cause is not None and _is_wrapper(error.cls_name):
             error = error.cause
         if error is not None:
             return f"step {event.step_key}: {error.message.strip()}"
