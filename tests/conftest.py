@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 from docflow_assets.demo.render import RenderedDocument, render_corpus
 from docflow_assets.settings import DocflowSettings
+from tests.servers import SeaweedS3
 
 TRAIN_PER_CLASS = 6
 HOLDOUT_PER_CLASS = 2
@@ -136,3 +138,15 @@ def home_copy(trained_home: TrainedHome, tmp_path: Path) -> DocflowSettings:
     copy = tmp_path / "home-copy"
     shutil.copytree(trained_home.settings.resolved_home, copy)
     return DocflowSettings(home=copy)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """One SeaweedFS S3 server for the session's production tests (restartable by them)."""
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    server = SeaweedS3(folder / "data", folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

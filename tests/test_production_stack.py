@@ -1,0 +1,406 @@
+"""Production mode end to end on real servers on loopback: the local PostgreSQL (application,
+Dagster and MLflow databases), SeaweedFS as S3, an MLflow tracking server, the Dagster code
+location as a gRPC server with the webserver and the daemon, and the API under uvicorn.
+
+Documents go in through the API only; the daemon's sensors launch the runs; the model is trained
+through Dagster's GraphQL API and checked in MLflow's registry. The restart test stops the
+daemon, the S3 server and the API mid-stream and checks that nothing is lost or left waiting."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient
+from mlflow import MlflowClient
+
+from docflow_assets.demo.render import render_document
+from tests.servers import (
+    BIN,
+    BUCKET,
+    SeaweedS3,
+    ServerProcess,
+    answers,
+    free_port,
+    port_open,
+    postgres_database,
+    s3_credentials,
+    wait_for,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+CLASSES = ("invoice", "memo", "resume")
+TRAIN_PER_CLASS = 6
+FINAL = {"predicted", "failed"}
+MODEL_NAME = "docflow-classifier"
+RUNS_QUERY = """
+query Runs($job: String!) {
+  runsOrError(filter: {pipelineName: $job}) {
+    ... on Runs {
+      results { runId status tags { key value } eventConnection { events { __typename } } }
+    }
+  }
+}
+"""
+
+
+@dataclass
+class Stack:
+    api_url: str
+    webserver_port: int
+    mlflow_url: str
+    seaweed: SeaweedS3
+    daemon: ServerProcess
+    api: ServerProcess
+    processes: list[ServerProcess] = field(default_factory=list)
+
+    @property
+    def graphql(self) -> DagsterGraphQLClient:
+        return DagsterGraphQLClient("127.0.0.1", port_number=self.webserver_port, timeout=60)
+
+    def upload(self, data: bytes, filename: str, label: str | None = None) -> httpx.Response:
+        form = {"label": label} if label else {}
+        return httpx.post(
+            f"{self.api_url}/upload", files={"file": (filename, data)}, data=form, timeout=60
+        )
+
+    def documents(self) -> list[dict[str, object]]:
+        response = httpx.get(f"{self.api_url}/documents", params={"page_size": 500}, timeout=30)
+        response.raise_for_status()
+        return list(response.json()["items"])
+
+    def statuses(self, ids: list[int]) -> dict[int, str]:
+        wanted = set(ids)
+        return {int(d["id"]): str(d["status"]) for d in self.documents() if d["id"] in wanted}
+
+    def wait_until_final(
+        self, ids: list[int], timeout: float, final: set[str] = FINAL
+    ) -> dict[int, str]:
+        """Until every document is in a final state (OCR'd is final while no model is served)."""
+        wait_for(
+            lambda: self._all_in(ids, final),
+            timeout,
+            f"documents {ids} to be processed: {self.statuses(ids)}\n{self.logs()}",
+            interval=3,
+        )
+        return self.statuses(ids)
+
+    def _all_in(self, ids: list[int], final: set[str]) -> bool:
+        statuses = self.statuses(ids)
+        return len(statuses) == len(ids) and set(statuses.values()) <= final
+
+    def runs(self, job: str) -> list[dict[str, object]]:
+        response = self.graphql._execute(RUNS_QUERY, {"job": job})
+        return list(response["runsOrError"]["results"])
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.log_tail(15)}" for p in self.processes)
+
+
+def document_bytes(label: str, index: int, seed: int) -> tuple[bytes, str]:
+    data, extension, _ = render_document(label, index, seed)
+    return data, f"{label}-{seed}-{index}.{extension}"
+
+
+def uploaded_id(response: httpx.Response) -> int:
+    assert response.status_code in (200, 201), response.text
+    return int(response.json()["id"])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("stack")
+    with (
+        postgres_database("app") as app_db,
+        postgres_database("dagster") as dagster_db,
+        postgres_database("mlflow") as mlflow_db,
+    ):
+        dagster_home = folder / "dagster_home"
+        dagster_home.mkdir()
+        shutil.copy(REPO / "deploy" / "dagster.prod.yaml", dagster_home / "dagster.yaml")
+        code_port, webserver_port, mlflow_port, api_port = (free_port() for _ in range(4))
+        workspace = folder / "workspace.yaml"
+        workspace.write_text(
+            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+            f"      port: {code_port}\n      location_name: docflow\n"
+        )
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+        env = {
+            **os.environ,
+            **s3_credentials(),
+            "DAGSTER_HOME": str(dagster_home),
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": "5432",
+            "DAGSTER_PG_USER": "postgres",
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_DB": dagster_db.rsplit("/", 1)[1],
+            "DAGSTER_MAX_CONCURRENT_RUNS": "2",
+            "DOCFLOW_HOME": str(folder / "home"),
+            "DOCFLOW_DATABASE_URL": app_db,
+            "DOCFLOW_OBJECT_STORE": f"s3://{BUCKET}/stack",
+            "DOCFLOW_S3_ENDPOINT_URL": seaweed.endpoint,
+            "DOCFLOW_MLFLOW_TRACKING_URI": mlflow_url,
+            "DOCFLOW_OCR_WORKERS": "1",
+            "DOCFLOW_MODEL_POLL_SECONDS": "5",
+            # Only the test's forced training run may train; the cron path has nothing to do.
+            "DOCFLOW_RETRAIN_MIN_NEW_LABELS": "1000",
+            "MLFLOW_S3_ENDPOINT_URL": seaweed.endpoint,
+            "OMP_THREAD_LIMIT": "1",
+        }
+        mlflow_server = ServerProcess(
+            "mlflow",
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                mlflow_db.replace("postgresql://", "postgresql+psycopg2://"),
+                "--artifacts-destination",
+                f"s3://{BUCKET}/mlflow",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mlflow_port),
+                "--workers",
+                "1",
+            ],
+            env,
+            folder,
+            ready=answers(f"{mlflow_url}/health"),
+        )
+        code_server = ServerProcess(
+            "code-server",
+            [
+                str(BIN / "dagster"),
+                "code-server",
+                "start",
+                "-m",
+                "docflow_assets.definitions",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(code_port),
+                "--location-name",
+                "docflow",
+            ],
+            env,
+            folder,
+            ready=lambda: port_open(code_port),
+        )
+        webserver = ServerProcess(
+            "webserver",
+            [
+                str(BIN / "dagster-webserver"),
+                "-w",
+                str(workspace),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(webserver_port),
+            ],
+            env,
+            folder,
+            ready=answers(f"http://127.0.0.1:{webserver_port}/server_info"),
+        )
+        daemon = ServerProcess(
+            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, folder
+        )
+        api = ServerProcess(
+            "api",
+            [
+                str(BIN / "uvicorn"),
+                "docflow_api.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+            ],
+            env,
+            folder,
+            ready=answers(f"http://127.0.0.1:{api_port}/health"),
+        )
+        processes = [mlflow_server, code_server, webserver, daemon, api]
+        started = time.monotonic()
+        try:
+            for process in processes:
+                process.start()
+            print(f"stack up in {time.monotonic() - started:.0f}s")
+            yield Stack(
+                f"http://127.0.0.1:{api_port}",
+                webserver_port,
+                mlflow_url,
+                seaweed,
+                daemon,
+                api,
+                processes,
+            )
+        finally:
+            for process in reversed(processes):
+                process.stop()
+
+
+def test_uploads_are_processed_and_a_model_is_trained_registered_and_served(
+    stack: Stack,
+) -> None:
+    started = time.monotonic()
+    labelled = [
+        uploaded_id(stack.upload(*document_bytes(label, index, seed=31), label=label))
+        for label in CLASSES
+        for index in range(TRAIN_PER_CLASS)
+    ]
+    no_model_yet = {"ocr_done", "failed"}
+    assert set(stack.wait_until_final(labelled, 420, no_model_yet).values()) == {"ocr_done"}
+
+    submitted = stack.graphql.submit_job_execution(
+        "train_model_job",
+        repository_location_name="docflow",
+        run_config={"ops": {"training_set": {"config": {"force": True}}}},
+    )
+    wait_for(
+        lambda: (
+            stack.graphql.get_run_status(submitted)
+            in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE)
+        ),
+        420,
+        f"training run {submitted}\n{stack.logs()}",
+        interval=3,
+    )
+    assert stack.graphql.get_run_status(submitted) == DagsterRunStatus.SUCCESS
+
+    registry = MlflowClient(stack.mlflow_url)
+    champion = registry.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert registry.get_run(champion.run_id).data.tags["dagster_run_id"] == submitted
+    assert stack.seaweed.keys("mlflow/"), "MLflow's artefacts are in the S3 bucket"
+    assert stack.seaweed.keys("stack/dagster-io/"), "Dagster's I/O manager wrote to S3"
+
+    reloaded = httpx.post(f"{stack.api_url}/model/reload", timeout=120)
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json()["version"] == champion.version
+
+    fresh = {
+        uploaded_id(stack.upload(*document_bytes(label, 0, seed=32))): label for label in CLASSES
+    }
+    assert set(stack.wait_until_final(list(fresh), timeout=300).values()) == {"predicted"}
+    for document_id, label in fresh.items():
+        history = httpx.get(f"{stack.api_url}/prediction/history/{document_id}", timeout=30)
+        (prediction,) = [p for p in history.json()["predictions"] if p["source"] == "batch"]
+        assert prediction["model_version"] == champion.version
+        assert prediction["predicted_class"] == label
+
+    sensor_runs = [
+        run
+        for run in stack.runs("process_documents_job")
+        if {"key": "dagster/sensor_name", "value": "new_uploads_sensor"} in run["tags"]
+    ]
+    assert sensor_runs, "the daemon's sensor launched the processing runs"
+    for run in sensor_runs:
+        assert stack.graphql.get_run_status(str(run["runId"])) == DagsterRunStatus.SUCCESS
+    print(f"end to end in {time.monotonic() - started:.0f}s, {len(sensor_runs)} sensor runs")
+
+
+class Uploader(threading.Thread):
+    """A client that keeps uploading and retries what the server did not acknowledge."""
+
+    def __init__(self, stack: Stack, documents: list[tuple[bytes, str]]) -> None:
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.documents = documents
+        self.ids: list[int] = []
+        self.refusals: list[int] = []
+        self.connection_errors = 0
+
+    def run(self) -> None:
+        for data, filename in self.documents:
+            while True:
+                try:
+                    response = self.stack.upload(data, filename)
+                except httpx.HTTPError:
+                    self.connection_errors += 1
+                    time.sleep(1)
+                    continue
+                if response.status_code in (200, 201):
+                    self.ids.append(int(response.json()["id"]))
+                    break
+                assert response.status_code == 503, response.text
+                self.refusals.append(response.status_code)
+                time.sleep(1)
+            time.sleep(0.5)
+
+
+def test_stopping_the_daemon_the_s3_server_and_the_api_mid_stream_loses_nothing(
+    stack: Stack,
+) -> None:
+    before = len(stack.documents())
+    batch = [document_bytes(label, index, seed=41) for label in CLASSES for index in range(2)]
+
+    # The daemon dies while a sensor-launched run is working on the first uploads.
+    first = [uploaded_id(stack.upload(*document)) for document in batch[:2]]
+    wait_for(
+        lambda: any(s != "uploaded" for s in stack.statuses(first).values()),
+        180,
+        "a processing run to start",
+    )
+    stack.daemon.kill()
+    second = [uploaded_id(stack.upload(*document)) for document in batch[2:4]]
+    time.sleep(5)
+    stack.daemon.start()
+
+    # The S3 server goes away while the restarted daemon's run for the second pair is working;
+    # uploads meanwhile get a 503 naming the store and leave nothing behind.
+    wait_for(
+        lambda: any(run["status"] == "STARTED" for run in stack.runs("process_documents_job")),
+        180,
+        "the restarted daemon to launch a run",
+    )
+    stack.seaweed.stop()
+    refused = stack.upload(*batch[4])
+    assert refused.status_code == 503
+    assert "object store" in refused.json()["detail"]
+    time.sleep(10)
+    stack.seaweed.start()
+
+    # The API is killed between uploads of a client that retries what was not acknowledged.
+    uploader = Uploader(stack, [*batch[4:], document_bytes("memo", 5, seed=42)])
+    uploader.start()
+    wait_for(lambda: len(uploader.ids) >= 1, 120, "the first upload of the stream")
+    stack.api.kill()
+    time.sleep(3)
+    stack.api.start()
+    uploader.join(timeout=180)
+    assert not uploader.is_alive()
+
+    ids = first + second + uploader.ids
+    statuses = stack.wait_until_final(ids, timeout=600)
+    documents = stack.documents()
+    assert len(documents) == before + len(ids), "one row per acknowledged upload, no duplicate"
+    hashes = [str(d["sha256"]) for d in documents]
+    assert len(set(hashes)) == len(hashes)
+    sent = {hashlib.sha256(data).hexdigest() for data, _ in batch}
+    assert sent <= set(hashes), "every file the client sent is stored"
+    stored = set(stack.seaweed.keys("stack/documents/"))
+    for document in documents:
+        assert f"stack/{document['storage_key']}" in stored
+    failed = {i: s for i, s in statuses.items() if s == "failed"}
+    runs = stack.runs("process_documents_job")
+    step_retries = sum(
+        event["__typename"] == "ExecutionStepUpForRetryEvent"
+        for run in runs
+        for event in run["eventConnection"]["events"]
+    )
+    print(
+        f"restart test: {len(ids)} documents, statuses {statuses}, failed {failed}, "
+        f"api connection errors {uploader.connection_errors}, 503s {len(uploader.refusals)}, "
+        f"runs {[run['status'] for run in runs]}, steps retried after the S3 outage "
+        f"{step_retries}"
+    )
+    assert step_retries >= 1, "the S3 outage hit a running step, which waited and retried"
+    assert not failed, [httpx.get(f"{stack.api_url}/document/{i}").json() for i in failed]
