@@ -41,8 +41,8 @@ class DocflowSettings(BaseSettings):
     )
     ocr_mode: str = Field(
         default="tesseract",
-        description="tesseract, easyocr (whole pages; slow on CPU) or cascade (EasyOCR re-reads "
-        "only the lines Tesseract is unsure of).",
+        description="tesseract, easyocr (whole pages; slow on CPU), ensemble (both engines, "
+        "voted word by word) or cascade (EasyOCR re-reads only what Tesseract is unsure of).",
     )
     ocr_cascade_threshold: float = Field(
         default=0.6, description="Mean line confidence under which the cascade asks EasyOCR."

@@ -276,7 +276,8 @@ def test_uploads_are_processed_and_a_model_is_trained_registered_and_served(
     )
     assert stack.graphql.get_run_status(submitted) == DagsterRunStatus.SUCCESS
 
-    registry = MlflowClient(stack.mlflow_url)
+    # Both URIs: earlier tests in the process leave a global registry URI behind.
+    registry = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
     champion = registry.get_model_version_by_alias(MODEL_NAME, "champion")
     assert registry.get_run(champion.run_id).data.tags["dagster_run_id"] == submitted
     assert stack.seaweed.keys("mlflow/"), "MLflow's artefacts are in the S3 bucket"

@@ -6,6 +6,7 @@ import time
 from functools import cache
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -13,6 +14,8 @@ from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word
 
 # Tesseract language codes to EasyOCR's; only English weights ship offline.
 EASYOCR_LANGUAGES = {"eng": "en"}
+# EasyOCR's detector costs grow with pixels; an A4 page at 150 dpi still reads well.
+MAX_PAGE_SIDE = 1800
 
 
 @cache
@@ -59,12 +62,16 @@ class EasyOcrEngine:
         """The whole page: detection and recognition (slow on CPU; the cascade avoids it)."""
         started = time.perf_counter()
         grey = np.asarray(image.convert("L"))
+        scale = min(1.0, MAX_PAGE_SIDE / max(grey.shape))
+        if scale < 1.0:
+            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         words: list[Word] = []
         lines = []
         for line, (points, text, confidence) in enumerate(
             reader(easyocr_languages(language)).readtext(grey)
         ):
-            xs, ys = [int(p[0]) for p in points], [int(p[1]) for p in points]
+            xs = [int(p[0] / scale) for p in points]
+            ys = [int(p[1] / scale) for p in points]
             box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
             words += split_words(text, box, float(confidence), line)
             lines.append(text)

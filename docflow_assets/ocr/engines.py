@@ -21,6 +21,7 @@ class Word:
     box: tuple[int, int, int, int]  # left, top, width, height in page pixels
     confidence: float
     line: int = 0
+    block: int = 0  # Tesseract's layout block (a column or a table cell group)
 
 
 @dataclass
@@ -101,7 +102,7 @@ class TesseractEngine:
                 int(data["width"][index]),
                 int(data["height"][index]),
             )
-            words.append(Word(text, box, confidence / 100.0, line))
+            words.append(Word(text, box, confidence / 100.0, line, int(data["block_num"][index])))
         return PageText(
             engine=self.name,
             language=language,

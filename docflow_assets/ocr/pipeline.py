@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from docflow_assets.ocr.cascade import cascade
 from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
 from docflow_assets.ocr.engines import OcrEngine, PageText, TesseractEngine
+from docflow_assets.ocr.ensemble import ensemble
 from docflow_assets.ocr.pages import iter_page_images
 from docflow_assets.ocr.preprocess import PreprocessConfig, preprocess
 from docflow_assets.settings import DocflowSettings
 
-OCR_MODES = ("tesseract", "easyocr", "cascade")
+OCR_MODES = ("tesseract", "easyocr", "ensemble", "cascade")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def ocr_document(
         text.preprocessing = record
         if options.mode == "cascade":
             text = cascade(prepared, text, options.cascade_threshold)
+        elif options.mode == "ensemble":
+            text = ensemble(text, EasyOcrEngine().read(prepared, options.language))
         results.append(text)
     return results
 
