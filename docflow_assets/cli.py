@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from docflow_assets.ocr.pipeline import OCR_MODES, OcrOptions
 from docflow_assets.settings import DocflowSettings
 
 console = Console()
@@ -38,12 +39,18 @@ def demo_data(out_dir: Path, per_class: int, seed: int) -> None:
 
 @main.command("ocr-eval")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def ocr_eval(folder: Path) -> None:
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice(["raw", *OCR_MODES]),
+    help="Modes to compare (repeatable); default all. raw = Tesseract without preprocessing.",
+)
+def ocr_eval(folder: Path, modes: tuple[str, ...]) -> None:
     """CER, WER and pages/second of each OCR mode against NAME.gt.txt / NAME.txt ground truth."""
     from dataclasses import replace
 
     from docflow_assets.ocr.evaluation import evaluate_modes, ground_truth_pairs
-    from docflow_assets.ocr.pipeline import OcrOptions
     from docflow_assets.ocr.preprocess import PreprocessConfig
 
     settings = DocflowSettings()
@@ -51,14 +58,22 @@ def ocr_eval(folder: Path) -> None:
     pairs = ground_truth_pairs(folder)
     if not pairs:
         raise click.ClickException(f"no document in {folder} has a ground-truth text beside it")
-    modes = {
-        "tesseract (no preprocessing)": replace(configured, preprocessing=PreprocessConfig(())),
-        f"tesseract ({settings.ocr_preprocess})": configured,
-    }
+    options = (
+        {
+            "tesseract (no preprocessing)": replace(
+                configured, mode="tesseract", preprocessing=PreprocessConfig(())
+            )
+        }
+        if not modes or "raw" in modes
+        else {}
+    )
+    for mode in OCR_MODES:
+        if not modes or mode in modes:
+            options[f"{mode} ({settings.ocr_preprocess})"] = replace(configured, mode=mode)
     table = Table(title=f"OCR on {len(pairs)} documents in {folder}")
     for column in ("mode", "pages", "CER", "WER", "pages/s"):
         table.add_column(column, justify="right")
-    for row in evaluate_modes(pairs, modes):
+    for row in evaluate_modes(pairs, options):
         table.add_row(
             row.mode,
             str(row.pages),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from docflow_assets.ocr.engines import TesseractEngine
+from docflow_assets.ocr.engines import PageText, TesseractEngine, Word, text_from_words
+from docflow_assets.ocr.ensemble import Calibration, ensemble
 from docflow_assets.ocr.evaluation import character_error_rate, word_error_rate
+from docflow_assets.ocr.language import language_mismatch
 from docflow_assets.ocr.pipeline import OcrOptions, ocr_document
 from docflow_assets.ocr.preprocess import (
     PreprocessConfig,
@@ -19,6 +22,7 @@ from docflow_assets.ocr.preprocess import (
 )
 
 UPRIGHT_ONLY = PreprocessConfig(("orientation", "deskew"))
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
 def test_error_rates_count_edits_against_the_reference() -> None:
@@ -96,7 +100,6 @@ def test_every_page_of_a_real_multipage_pdf_is_read_in_order(real_scans: Path) -
 
 
 def test_multipage_tiff_pages_keep_their_order() -> None:
-    import io
 
     from PIL import ImageDraw, ImageFont
 
@@ -133,6 +136,15 @@ def test_ocr_eval_command_prints_error_rates_per_mode(real_scans: Path, tmp_path
     raw_cer = float(rows["tesseract (no preprocessing)"][1])
     fixed_cer = float(rows["tesseract (orientation,deskew)"][1])
     assert raw_cer > 0.5 and fixed_cer < 0.05
+    assert set(rows) == {
+        "tesseract (no preprocessing)",
+        *(
+            f"{mode} (orientation,deskew)"
+            for mode in ("tesseract", "easyocr", "ensemble", "cascade")
+        ),
+    }
+    for mode in ("easyocr", "ensemble", "cascade"):
+        assert float(rows[f"{mode} (orientation,deskew)"][1]) < 0.1, mode
 
 
 def two_line_page() -> tuple[Image.Image, str]:
@@ -200,3 +212,136 @@ def test_easyocr_reads_a_page_with_offline_weights() -> None:
 
     with pytest.raises(UnsupportedLanguage, match="rus"):
         EasyOcrEngine().read(page, "rus")
+
+
+def page_of(engine: str, rows: list[list[tuple[str, int, float]]], block: int = 0) -> PageText:
+    """A reading with one row of words per entry: (text, left x, confidence), 40 px per row."""
+    words = [
+        Word(text, (left, 20 + 40 * row, 12 * len(text), 24), confidence, row, block)
+        for row, entries in enumerate(rows)
+        for text, left, confidence in entries
+    ]
+    return PageText(engine, "eng", words, 0.1, text=text_from_words(words))
+
+
+IDENTITY = Calibration({}, {})
+
+
+def test_ensemble_votes_each_aligned_word_and_keeps_lines_only_one_engine_saw() -> None:
+    """Row 1: both read it; each word goes to the surer engine, the junk and an unsure lone word
+    are dropped. Row 2: Tesseract missed the line entirely, so EasyOCR's reading stays."""
+    tesseract = page_of(
+        "tesseract",
+        [
+            [("Tota1", 10, 0.41), ("due", 90, 0.95), ("5015.18", 150, 0.92), ("~~~", 260, 0.2)],
+            [],
+        ],
+    )
+    easy = page_of(
+        "easyocr",
+        [
+            [("Total", 10, 0.9), ("due", 90, 0.9), ("5O15.18", 150, 0.3), ("ii", 300, 0.3)],
+            [("Payment", 10, 0.4), ("terms", 110, 0.4)],
+        ],
+    )
+    combined = ensemble(tesseract, easy, IDENTITY)
+    assert combined.text == "Total due 5015.18\nPayment terms"
+    assert combined.preprocessing["junk_words_dropped"] == 1
+    assert combined.engine == "ensemble"
+
+
+def test_ensemble_trusts_calibrated_not_raw_confidence() -> None:
+    tesseract = page_of("tesseract", [[("Invoice", 10, 0.7)]])
+    easy = page_of("easyocr", [[("lnvoice", 10, 0.8)]])
+    assert ensemble(tesseract, easy, IDENTITY).text == "lnvoice"
+    # EasyOCR's 0.8 is right less often than Tesseract's 0.7 on the calibration corpus.
+    calibration = Calibration(
+        {"tesseract": [0.5, 1.0], "easyocr": [0.5, 0.9, 1.0]},
+        {"tesseract": [0.3, 0.9], "easyocr": [0.2, 0.6, 0.95]},
+    )
+    assert ensemble(tesseract, easy, calibration).text == "Invoice"
+
+
+def test_ensemble_keeps_side_by_side_text_columns_apart() -> None:
+    left = [
+        [
+            (f"left{row}", 10, 0.9),
+            ("words", 80, 0.9),
+            ("of", 150, 0.9),
+            ("column", 190, 0.9),
+            ("text", 270, 0.9),
+        ]
+        for row in range(5)
+    ]
+    right = [
+        [
+            (f"right{row}", 600, 0.9),
+            ("words", 680, 0.9),
+            ("of", 750, 0.9),
+            ("column", 790, 0.9),
+            ("text", 870, 0.9),
+        ]
+        for row in range(5)
+    ]
+    tesseract = page_of("tesseract", left, block=1)
+    tesseract.words += page_of("tesseract", right, block=2).words
+    combined = ensemble(tesseract, page_of("easyocr", []), IDENTITY)
+    lines = combined.text.splitlines()
+    assert [line.split()[0] for line in lines] == [f"left{r}" for r in range(5)] + [
+        f"right{r}" for r in range(5)
+    ]
+    assert combined.preprocessing["columns"] == 2
+
+
+def noisy_and_punctuated_page() -> tuple[Image.Image, str]:
+    """Line 1 under heavy speckle (Tesseract drops it), line 2 an e-mail address (EasyOCR
+    reads its dot as a space)."""
+    import numpy as np
+    from PIL import ImageDraw, ImageFont
+
+    lines = ["Shipping pallets delivered Monday", "Contact j.smith@northwind-traders.com today"]
+    page = Image.new("L", (760, 150), 255)
+    draw = ImageDraw.Draw(page)
+    draw.text((20, 15), lines[0], font=ImageFont.truetype(FONT, 30), fill=0)
+    draw.text((20, 95), lines[1], font=ImageFont.truetype(FONT, 22), fill=0)
+    pixels = np.asarray(page).copy()
+    noise = np.random.default_rng(3).random(pixels.shape)
+    band = pixels[:70]
+    band[noise[:70] < 0.18] = 0
+    band[noise[:70] > 0.82] = 255
+    return Image.fromarray(pixels), "\n".join(lines)
+
+
+@pytest.mark.slow
+def test_the_ensemble_beats_each_engine_on_a_page_where_they_err_differently() -> None:
+    from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
+
+    page, truth = noisy_and_punctuated_page()
+    tesseract = TesseractEngine().read(page, "eng")
+    easy = EasyOcrEngine().read(page, "eng")
+    combined = ensemble(tesseract, easy)
+    errors = {
+        name: character_error_rate(truth, reading.text)
+        for name, reading in (("tesseract", tesseract), ("easyocr", easy), ("ensemble", combined))
+    }
+    assert errors["ensemble"] < min(errors["tesseract"], errors["easyocr"]), errors
+
+
+def test_a_page_in_another_script_than_the_configured_language_is_flagged() -> None:
+    from PIL import ImageDraw, ImageFont
+
+    lines = ["Счёт на оплату номер 42 от поставщика", "Итого к оплате двенадцать тысяч рублей"]
+    page = Image.new("L", (900, 140), 255)
+    draw = ImageDraw.Draw(page)
+    for index, line in enumerate(lines):
+        draw.text((30, 20 + 60 * index), line, font=ImageFont.truetype(FONT, 28), fill=0)
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    (as_english,) = ocr_document(buffer.getvalue(), "image/png", OcrOptions(language="eng"))
+    (as_russian,) = ocr_document(buffer.getvalue(), "image/png", OcrOptions(language="eng+rus"))
+    assert as_english.preprocessing["script"] == "Cyrillic"
+    assert language_mismatch(as_english) is True
+    assert language_mismatch(as_russian) is False
+    assert "оплате" in as_russian.text
+    english, _ = two_line_page()
+    assert language_mismatch(TesseractEngine().read(english, "eng")) is False

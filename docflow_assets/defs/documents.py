@@ -23,6 +23,7 @@ from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.feature_store import features_key, load_features, save_features
 from docflow_assets.ml.training_set import class_distribution, current_snapshot, total_variation
+from docflow_assets.ocr.language import language_mismatch, page_script
 from docflow_assets.ocr.pipeline import OcrOptions, OcrRequest, ocr_documents
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import DocumentStatus
@@ -38,6 +39,7 @@ from docflow_assets.store.repository import (
 
 MAX_EMPTY_TEXT_RATE = 0.2
 MAX_LOW_CONFIDENCE_RATE = 0.3
+MAX_LANGUAGE_MISMATCH_RATE = 0.1
 MAX_CLASS_DRIFT = 0.4
 DRIFT_WINDOW = 500
 MIN_MEAN_CONFIDENCE = 0.6
@@ -132,6 +134,7 @@ def raw_documents(
     check_specs=[
         AssetCheckSpec("empty_text_rate", asset="ocr_text"),
         AssetCheckSpec("low_confidence_rate", asset="ocr_text"),
+        AssetCheckSpec("language_mismatch_rate", asset="ocr_text"),
     ],
 )
 @retry_through_outages
@@ -162,7 +165,9 @@ def ocr_text(
     seconds = time.perf_counter() - started
     failed: list[int] = []
     page_confidences: list[float] = []
-    empty_pages = 0
+    empty_pages = judged_pages = 0
+    mismatched: list[int] = []
+    scripts: Counter[str] = Counter()
     preview = []
     with session_scope(docflow.database) as session:
         by_id = {document.id: session.merge(document) for document in documents}
@@ -176,11 +181,18 @@ def ocr_text(
             for page in result.pages:
                 page_confidences.append(page.mean_confidence)
                 empty_pages += not page.text.strip()
+                mismatch = language_mismatch(page)
+                if mismatch is not None:
+                    judged_pages += 1
+                    scripts[str(page_script(page))] += 1
+                if mismatch:
+                    mismatched.append(document.id)
             if len(preview) < 5:
                 preview.append({"id": document.id, "text": result.text[:120].replace("\n", " ")})
     pages = len(page_confidences)
     empty_rate = empty_pages / pages if pages else 0.0
     low_rate = sum(c < MIN_MEAN_CONFIDENCE for c in page_confidences) / pages if pages else 0.0
+    mismatch_rate = len(mismatched) / judged_pages if judged_pages else 0.0
     mean_confidence = sum(page_confidences) / pages if pages else 0.0
     context.log.info(f"OCR'd {pages} pages of {len(results)} documents in {seconds:.1f}s")
     return MaterializeResult(
@@ -211,6 +223,19 @@ def ocr_text(
                     "low_confidence_rate": low_rate,
                     "limit": MAX_LOW_CONFIDENCE_RATE,
                     "page_confidence_floor": MIN_MEAN_CONFIDENCE,
+                },
+            ),
+            AssetCheckResult(
+                check_name="language_mismatch_rate",
+                passed=mismatch_rate <= MAX_LANGUAGE_MISMATCH_RATE,
+                severity=AssetCheckSeverity.WARN,
+                description="Pages whose script none of the configured OCR languages writes.",
+                metadata={
+                    "language_mismatch_rate": mismatch_rate,
+                    "limit": MAX_LANGUAGE_MISMATCH_RATE,
+                    "languages": settings.ocr_languages,
+                    "scripts_seen": dict(scripts),
+                    "mismatched_documents": sorted(set(mismatched))[:20],
                 },
             ),
         ],

@@ -84,8 +84,11 @@ class TesseractEngine:
 
     def read(self, image: Image.Image, language: str) -> PageText:
         started = time.perf_counter()
+        uncompressed = image.copy()
+        # pytesseract hands the page over as a file; BMP costs no compression time, PNG does.
+        uncompressed.format = "BMP"
         data = pytesseract.image_to_data(
-            image, lang=language, config=self.config, output_type=pytesseract.Output.DICT
+            uncompressed, lang=language, config=self.config, output_type=pytesseract.Output.DICT
         )
         words: list[Word] = []
         line_keys: dict[tuple[int, int, int], int] = {}

@@ -3,13 +3,15 @@
 The words of both engines are put on the same visual rows by their boxes, each row's two word
 sequences are aligned by edit distance, and every aligned slot is voted on with confidences
 calibrated to the probability that the word is right (so Tesseract's 0.9 and EasyOCR's 0.9 mean
-the same thing). A word only one engine saw must beat an empty reading to stay, and junk that an
-engine emits on noise (no letters or digits, long punctuation runs) never votes.
+the same thing). A word only one engine saw in a row both read must beat an empty reading to
+stay; a row only one engine read is kept; junk that an engine emits on noise (no letters or
+digits, long punctuation runs) never votes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from bisect import bisect_left
@@ -22,7 +24,8 @@ from rapidfuzz.distance import Levenshtein
 from docflow_assets.ocr.engines import PageText, Word, text_from_words
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-# Calibrated probability a word must reach to stand against an empty slot.
+# Calibrated probability a word must reach to stand against an empty slot in a row that the
+# other engine read too.
 LONE_WORD_MIN_PROBABILITY = 0.5
 # A Tesseract block counts as a text column with this many lines of this mean length.
 COLUMN_MIN_LINES = 4
@@ -126,35 +129,40 @@ def _rows(candidates: list[Candidate]) -> list[list[Candidate]]:
     return rows
 
 
-def _vote(first: Candidate | None, second: Candidate | None) -> Candidate | None:
-    if first is not None and second is not None:
-        return first if first.probability >= second.probability else second
-    lone = first or second
-    return lone if lone is not None and lone.probability >= LONE_WORD_MIN_PROBABILITY else None
+def _vote_span(a: list[Candidate], b: list[Candidate]) -> list[Candidate]:
+    """Words between two agreed anchors: voted one by one when both sides have as many,
+    otherwise (split or merged words) the side likelier to be right as a whole takes it."""
+    if not a or not b:
+        return [c for c in a or b if c.probability >= LONE_WORD_MIN_PROBABILITY]
+    if len(a) == len(b):
+        return [x if x.probability >= y.probability else y for x, y in zip(a, b, strict=True)]
+    whole_a = math.prod(c.probability for c in a)
+    whole_b = math.prod(c.probability for c in b)
+    return a if whole_a >= whole_b else b
 
 
 def _combine_row(row: list[Candidate], engines: tuple[str, str]) -> list[Candidate]:
     ours = sorted((c for c in row if c.engine == engines[0]), key=lambda c: c.word.box[0])
     theirs = sorted((c for c in row if c.engine == engines[1]), key=lambda c: c.word.box[0])
+    if not ours or not theirs:
+        # A line the other engine missed entirely (Tesseract drops heavily noised lines): an
+        # uncertain reading still costs fewer character edits than none.
+        return ours or theirs
     chosen: list[Candidate] = []
+    pending: tuple[list[Candidate], list[Candidate]] = ([], [])
     for operation in Levenshtein.opcodes(
         [token(c.word) for c in ours], [token(c.word) for c in theirs]
     ):
         a = ours[operation.src_start : operation.src_end]
         b = theirs[operation.dest_start : operation.dest_end]
-        if operation.tag == "replace" and len(a) != len(b):
-            # Split or merged words: whichever side is surer as a whole takes the span.
-            mean_a = sum(c.probability for c in a) / len(a)
-            mean_b = sum(c.probability for c in b) / len(b)
-            chosen += a if mean_a >= mean_b else b
+        if operation.tag != "equal":
+            pending[0].extend(a)
+            pending[1].extend(b)
             continue
-        for index in range(max(len(a), len(b))):
-            winner = _vote(
-                a[index] if index < len(a) else None, b[index] if index < len(b) else None
-            )
-            if winner is not None:
-                chosen.append(winner)
-    return chosen
+        chosen += _vote_span(*pending)
+        pending = ([], [])
+        chosen += [x if x.probability >= y.probability else y for x, y in zip(a, b, strict=True)]
+    return chosen + _vote_span(*pending)
 
 
 def ensemble(first: PageText, second: PageText, calibration: Calibration | None = None) -> PageText:
@@ -174,7 +182,7 @@ def ensemble(first: PageText, second: PageText, calibration: Calibration | None 
         region = _region_of(candidate.word, columns) if columns else None
         regions.setdefault(region, []).append(candidate)
     # Columns in Tesseract's reading order, then whatever lies outside them, top to bottom.
-    order = sorted((r for r in regions if r is not None), key=lambda r: r) + [None]
+    order: list[int | None] = [*sorted(r for r in regions if r is not None), None]
     words: list[Word] = []
     line = 0
     for region in order:

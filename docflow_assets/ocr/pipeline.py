@@ -6,15 +6,27 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from PIL import Image
+
 from docflow_assets.ocr.cascade import cascade
 from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
 from docflow_assets.ocr.engines import OcrEngine, PageText, TesseractEngine
 from docflow_assets.ocr.ensemble import ensemble
 from docflow_assets.ocr.pages import iter_page_images
-from docflow_assets.ocr.preprocess import PreprocessConfig, preprocess
+from docflow_assets.ocr.preprocess import (
+    PreprocessConfig,
+    detect_orientation,
+    orientation_record,
+    preprocess,
+    rotate_quarter,
+    to_grey,
+)
 from docflow_assets.settings import DocflowSettings
 
 OCR_MODES = ("tesseract", "easyocr", "ensemble", "cascade")
+# A Tesseract reading this sure of itself is of an upright page: no orientation pass needed.
+UPRIGHT_CONFIDENCE = 0.75
+UPRIGHT_MIN_WORDS = 5
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,38 @@ class DocumentText:
         return "\n\n".join(page.text for page in self.pages)
 
 
+def read_upright(
+    page: Image.Image, options: OcrOptions, reader: OcrEngine
+) -> tuple[Image.Image, PageText]:
+    """Preprocess and read one page. With a Tesseract reader the orientation pass (a second
+    Tesseract run) is spent only on pages whose first reading is unsure: most pages are upright,
+    and a sideways or upside-down page never reads confidently."""
+    steps = options.preprocessing
+    if "orientation" not in steps.steps or not isinstance(reader, TesseractEngine):
+        prepared, record = preprocess(page, steps)
+        text = reader.read(prepared, options.language)
+        text.preprocessing = record
+        return prepared, text
+    upright_steps = steps.without("orientation")
+    prepared, record = preprocess(page, upright_steps)
+    text = reader.read(prepared, options.language)
+    if text.mean_confidence >= UPRIGHT_CONFIDENCE and len(text.words) >= UPRIGHT_MIN_WORDS:
+        record["orientation_rotated"] = 0
+        record["orientation_checked"] = False
+    else:
+        grey = to_grey(page)
+        orientation = detect_orientation(grey)
+        record.update(orientation_record(orientation), orientation_checked=True)
+        if orientation and orientation.rotate:
+            turned = Image.fromarray(rotate_quarter(grey, orientation.rotate))
+            prepared, again = preprocess(turned, upright_steps)
+            record.update({key: value for key, value in again.items() if key != "steps"})
+            text = reader.read(prepared, options.language)
+    record["steps"] = list(steps.steps)
+    text.preprocessing = record
+    return prepared, text
+
+
 def ocr_document(
     data: bytes, content_type: str, options: OcrOptions, engine: OcrEngine | None = None
 ) -> list[PageText]:
@@ -67,9 +111,7 @@ def ocr_document(
     reader = engine or (EasyOcrEngine() if options.mode == "easyocr" else TesseractEngine())
     results = []
     for page in iter_page_images(data, content_type, options.dpi, options.max_pixels):
-        prepared, record = preprocess(page, options.preprocessing)
-        text = reader.read(prepared, options.language)
-        text.preprocessing = record
+        prepared, text = read_upright(page, options, reader)
         if options.mode == "cascade":
             text = cascade(prepared, text, options.cascade_threshold)
         elif options.mode == "ensemble":

@@ -31,13 +31,23 @@ class PreprocessConfig:
             raise ValueError(f"unknown preprocessing step(s) {unknown}; known: {', '.join(STEPS)}")
         return cls(tuple(step for step in STEPS if step in steps))
 
+    def without(self, step: str) -> PreprocessConfig:
+        return PreprocessConfig(tuple(kept for kept in self.steps if kept != step))
+
 
 def to_grey(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"))
 
 
-def detect_orientation(grey: np.ndarray) -> int | None:
-    """Clockwise degrees (0/90/180/270) that make the page upright, from Tesseract's OSD."""
+@dataclass(frozen=True)
+class Orientation:
+    rotate: int  # clockwise degrees (0/90/180/270) that make the page upright
+    script: str  # Tesseract's name of the writing system, e.g. Latin, Cyrillic
+    script_confidence: float
+
+
+def detect_orientation(grey: np.ndarray) -> Orientation | None:
+    """How to turn the page upright, and its script, from Tesseract's OSD."""
     try:
         osd = pytesseract.image_to_osd(
             Image.fromarray(grey),
@@ -46,7 +56,17 @@ def detect_orientation(grey: np.ndarray) -> int | None:
         )
     except pytesseract.TesseractError:
         return None  # too little text to tell
-    return int(osd["rotate"]) % 360
+    return Orientation(int(osd["rotate"]) % 360, str(osd["script"]), float(osd["script_conf"]))
+
+
+def orientation_record(orientation: Orientation | None) -> dict[str, Any]:
+    if orientation is None:
+        return {"orientation_rotated": None}
+    return {
+        "orientation_rotated": orientation.rotate,
+        "script": orientation.script,
+        "script_confidence": orientation.script_confidence,
+    }
 
 
 def rotate_quarter(grey: np.ndarray, clockwise_degrees: int) -> np.ndarray:
@@ -102,10 +122,10 @@ def preprocess(image: Image.Image, config: PreprocessConfig) -> tuple[Image.Imag
     grey = to_grey(image)
     record: dict[str, Any] = {"steps": list(config.steps)}
     if "orientation" in config.steps:
-        rotation = detect_orientation(grey)
-        record["orientation_rotated"] = rotation
-        if rotation:
-            grey = rotate_quarter(grey, rotation)
+        orientation = detect_orientation(grey)
+        record.update(orientation_record(orientation))
+        if orientation and orientation.rotate:
+            grey = rotate_quarter(grey, orientation.rotate)
     if "deskew" in config.steps:
         angle = estimate_skew(grey)
         record["deskew_degrees"] = round(angle, 2)
