@@ -35,7 +35,7 @@ def observations(page: PageText, truth: str) -> list[tuple[float, int]]:
     remaining = Counter(word.casefold().strip(".,;:!?\"'()[]") for word in truth.split())
     rows = []
     for word in page.words:
-        if is_junk(word.text):
+        if is_junk(word):
             continue
         right = remaining[token(word)] > 0
         if right:

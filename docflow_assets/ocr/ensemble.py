@@ -30,6 +30,8 @@ LONE_WORD_MIN_PROBABILITY = 0.5
 # A Tesseract block counts as a text column with this many lines of this mean length.
 COLUMN_MIN_LINES = 4
 COLUMN_MIN_LINE_CHARS = 25
+SEPARATORS = frozenset("-|•*/&+=#%$")
+SURE_PUNCTUATION_CONFIDENCE = 0.6
 _JUNK_RUN = re.compile(r"[^\w\s]{3,}")
 
 
@@ -59,11 +61,13 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
     )
 
 
-def is_junk(text: str) -> bool:
-    """Output an engine produces on specks and noise rather than on words."""
+def is_junk(word: Word) -> bool:
+    """Output an engine produces on specks and noise rather than on words. A lone dash, bar or
+    bullet read with confidence is a separator, not junk."""
+    text = word.text
     useful = sum(character.isalnum() for character in text)
     if useful == 0:
-        return True
+        return text not in SEPARATORS or word.confidence < SURE_PUNCTUATION_CONFIDENCE
     return bool(_JUNK_RUN.search(text)) or (len(text) >= 4 and useful / len(text) < 0.5)
 
 
@@ -116,16 +120,20 @@ def _region_of(word: Word, columns: dict[int, tuple[int, int, int, int]]) -> int
 
 
 def _rows(candidates: list[Candidate]) -> list[list[Candidate]]:
-    """Words whose vertical centres fall within one another's height share a visual row."""
+    """Words whose vertical centres lie close to a row's running centre share it (EasyOCR's
+    boxes are taller than Tesseract's, so box overlap alone would merge neighbouring rows)."""
     rows: list[list[Candidate]] = []
-    band: tuple[float, float] | None = None
+    centre = height = 0.0
     for candidate in sorted(candidates, key=lambda c: c.centre_y):
-        top, height = candidate.word.box[1], candidate.word.box[3]
-        if band is not None and band[0] <= candidate.centre_y <= band[1]:
+        word_height = candidate.word.box[3]
+        if rows and abs(candidate.centre_y - centre) <= 0.4 * max(height, word_height):
             rows[-1].append(candidate)
+            count = len(rows[-1])
+            centre += (candidate.centre_y - centre) / count
+            height += (word_height - height) / count
             continue
         rows.append([candidate])
-        band = (top, top + height)
+        centre, height = candidate.centre_y, float(word_height)
     return rows
 
 
@@ -174,7 +182,7 @@ def ensemble(first: PageText, second: PageText, calibration: Calibration | None 
         Candidate(word, page.engine, calibration.probability(page.engine, word.confidence))
         for page in (first, second)
         for word in page.words
-        if not is_junk(word.text)
+        if not is_junk(word)
     ]
     columns = _columns(first.words)
     regions: dict[int | None, list[Candidate]] = {}

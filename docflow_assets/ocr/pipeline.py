@@ -24,8 +24,11 @@ from docflow_assets.ocr.preprocess import (
 from docflow_assets.settings import DocflowSettings
 
 OCR_MODES = ("tesseract", "easyocr", "ensemble", "cascade")
-# A Tesseract reading this sure of itself is of an upright page: no orientation pass needed.
+# A Tesseract reading this sure of itself needs no orientation pass (Tesseract reads a page
+# turned by 90 degrees as vertical lines, correctly). EasyOCR cannot: the modes that hand the
+# page to it always turn it upright first.
 UPRIGHT_CONFIDENCE = 0.75
+LAZY_ORIENTATION_MODES = ("tesseract", "cascade")
 UPRIGHT_MIN_WORDS = 5
 
 
@@ -75,11 +78,12 @@ class DocumentText:
 def read_upright(
     page: Image.Image, options: OcrOptions, reader: OcrEngine
 ) -> tuple[Image.Image, PageText]:
-    """Preprocess and read one page. With a Tesseract reader the orientation pass (a second
+    """Preprocess and read one page. In the Tesseract-first modes the orientation pass (a second
     Tesseract run) is spent only on pages whose first reading is unsure: most pages are upright,
-    and a sideways or upside-down page never reads confidently."""
+    and an upside-down page never reads confidently."""
     steps = options.preprocessing
-    if "orientation" not in steps.steps or not isinstance(reader, TesseractEngine):
+    lazy = options.mode in LAZY_ORIENTATION_MODES and isinstance(reader, TesseractEngine)
+    if "orientation" not in steps.steps or not lazy:
         prepared, record = preprocess(page, steps)
         text = reader.read(prepared, options.language)
         text.preprocessing = record
