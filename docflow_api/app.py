@@ -113,20 +113,24 @@ def _prediction(
     )
 
 
+def _stored_fields(document: Document) -> dict[str, Any]:
+    """The ``StoredDocument`` fields of a row, shared by every document response."""
+    return {
+        "id": document.id,
+        "filename": document.filename,
+        "content_type": document.content_type,
+        "size": document.size_bytes,
+        "sha256": document.sha256,
+        "storage_key": document.storage_key,
+        "pages": document.pages,
+        "status": document.status,
+        "uploaded_at": as_utc(document.uploaded_at),
+        "label": document.label,
+    }
+
+
 def _upload_response(document: Document, duplicate: bool) -> UploadResponse:
-    return UploadResponse(
-        id=document.id,
-        filename=document.filename,
-        content_type=document.content_type,
-        size=document.size_bytes,
-        sha256=document.sha256,
-        storage_key=document.storage_key,
-        pages=document.pages,
-        status=document.status,
-        uploaded_at=as_utc(document.uploaded_at),
-        label=document.label,
-        duplicate=duplicate,
-    )
+    return UploadResponse(**_stored_fields(document), duplicate=duplicate)
 
 
 @get("/health", sync_to_thread=True)
@@ -295,17 +299,8 @@ def get_document(document_id: DocumentId, state: State) -> DocumentDetail:
             for row in rows
         ]
         return DocumentDetail(
-            id=document.id,
-            filename=document.filename,
-            content_type=document.content_type,
-            size=document.size_bytes,
-            sha256=document.sha256,
-            storage_key=document.storage_key,
-            pages=document.pages,
-            status=document.status,
+            **_stored_fields(document),
             status_reason=document.status_reason,
-            uploaded_at=as_utc(document.uploaded_at),
-            label=document.label,
             label_source=document.label_source,
             text="\n\n".join(page.text for page in pages) if pages else None,
             ocr_pages=pages,

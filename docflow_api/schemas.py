@@ -31,7 +31,9 @@ class PredictionResponse(msgspec.Struct):
     document_id: int | None = None
 
 
-class UploadResponse(msgspec.Struct):
+class StoredDocument(msgspec.Struct):
+    """What every document response says about the stored file and its state."""
+
     id: int
     filename: str
     content_type: str
@@ -42,6 +44,9 @@ class UploadResponse(msgspec.Struct):
     status: str
     uploaded_at: datetime
     label: str | None
+
+
+class UploadResponse(StoredDocument):
     duplicate: bool
 
 
@@ -108,18 +113,8 @@ class PageText(msgspec.Struct):
     mean_confidence: float
 
 
-class DocumentDetail(msgspec.Struct):
-    id: int
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    storage_key: str
-    pages: int
-    status: str
+class DocumentDetail(StoredDocument):
     status_reason: str | None
-    uploaded_at: datetime
-    label: str | None
     label_source: str | None
     text: str | None
     ocr_pages: list[PageText]

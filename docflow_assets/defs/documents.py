@@ -23,7 +23,7 @@ from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.feature_store import features_key, load_features, save_features
 from docflow_assets.ml.training_set import class_distribution, current_snapshot, total_variation
-from docflow_assets.ocr.language import language_mismatch, page_script
+from docflow_assets.ocr.language import page_script, script_mismatch
 from docflow_assets.ocr.pipeline import OcrOptions, OcrRequest, ocr_documents
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import DocumentStatus
@@ -181,10 +181,11 @@ def ocr_text(
             for page in result.pages:
                 page_confidences.append(page.mean_confidence)
                 empty_pages += not page.text.strip()
-                mismatch = language_mismatch(page)
+                script = page_script(page)
+                mismatch = script_mismatch(script, page.language)
                 if mismatch is not None:
                     judged_pages += 1
-                    scripts[str(page_script(page))] += 1
+                    scripts[str(script)] += 1
                 if mismatch:
                     mismatched.append(document.id)
             if len(preview) < 5:

@@ -13,7 +13,7 @@ from dagster_mlflow.resources import MlFlow
 from docflow_assets.ml.registry import EXPERIMENT_NAME, Registry
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema
-from docflow_assets.store.objects import ObjectStore, open_object_store
+from docflow_assets.store.objects import ObjectStore, open_object_store, s3_location
 
 
 class DocflowResource(ConfigurableResource):
@@ -76,12 +76,12 @@ mlflow_tracking_resource = mlflow_tracking.configured({"experiment_name": EXPERI
 def io_manager_for(settings: DocflowSettings) -> ConfigurableIOManager:
     """Dagster's own outputs go where the documents go: the S3 bucket in production, so a
     run worker on any machine can read what another wrote; DAGSTER_HOME/storage otherwise."""
-    location = settings.resolved_object_store
-    if not location.startswith("s3://"):
+    s3 = s3_location(settings.resolved_object_store)
+    if s3 is None:
         return FilesystemIOManager()
-    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    bucket, prefix = s3
     return S3PickleIOManager(
         s3_resource=S3Resource(endpoint_url=settings.s3_endpoint_url),
         s3_bucket=bucket,
-        s3_prefix=f"{prefix.strip('/')}/dagster-io".lstrip("/"),
+        s3_prefix=f"{prefix}/dagster-io".lstrip("/"),
     )

@@ -167,9 +167,8 @@ def _combine_row(row: list[Candidate], engines: tuple[str, str]) -> list[Candida
             pending[0].extend(a)
             pending[1].extend(b)
             continue
-        chosen += _vote_span(*pending)
+        chosen += _vote_span(*pending) + _vote_span(a, b)
         pending = ([], [])
-        chosen += [x if x.probability >= y.probability else y for x, y in zip(a, b, strict=True)]
     return chosen + _vote_span(*pending)
 
 

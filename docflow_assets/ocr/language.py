@@ -57,10 +57,14 @@ def page_script(page: PageText) -> str | None:
     return letters_script(page.text)
 
 
-def language_mismatch(page: PageText) -> bool | None:
-    """True when the page's script is none the configured languages use; None when unknown."""
-    expected = expected_scripts(page.language)
-    script = page_script(page)
+def script_mismatch(script: str | None, language: str) -> bool | None:
+    """True when ``script`` is none the languages use; None when either is unknown."""
+    expected = expected_scripts(language)
     if not expected or script is None:
         return None
     return script not in expected
+
+
+def language_mismatch(page: PageText) -> bool | None:
+    """True when the page's script is none the configured languages use; None when unknown."""
+    return script_mismatch(page_script(page), page.language)

@@ -146,13 +146,22 @@ class S3ObjectStore:
             self.client.head_bucket(Bucket=self.bucket)
 
 
+def s3_location(location: str) -> tuple[str, str] | None:
+    """Bucket and prefix of an ``s3://bucket/prefix`` location; None for a local folder."""
+    if not location.startswith("s3://"):
+        return None
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/")
+
+
 def open_object_store(location: str, endpoint_url: str | None = None) -> ObjectStore:
     """A store for ``s3://bucket/prefix`` or a local folder path."""
-    if location.startswith("s3://"):
+    s3 = s3_location(location)
+    if s3 is not None:
         import boto3
         from botocore.config import Config
 
-        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        bucket, prefix = s3
         # A few quick retries ride out a blip; an outage surfaces as StoreUnavailable fast.
         config = Config(
             connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 3}
