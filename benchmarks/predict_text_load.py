@@ -170,6 +170,7 @@ def main() -> None:
         "docflow": ("/predict/text", {"text": TEXT}),
         "mlflow": ("/invocations", {"dataframe_records": [{"text": TEXT}]}),
         "constant": ("/predict/text", {"text": TEXT}),
+        "constant via thread": ("/predict/text-via-thread", {"text": TEXT}),
     }
     run_dir = home / "run"
     results: dict[tuple[str, int], dict[str, float]] = {}
@@ -178,10 +179,10 @@ def main() -> None:
             ready_url = f"http://127.0.0.1:{ports[name]}{ready[name]}"
             services.start(services.Service(name, ports[name], command, ready_url), run_dir, env)
         for concurrency in (1, 32):
-            for name in servers:
-                path, body = targets[name]
+            for name, (path, body) in targets.items():
+                port = ports["constant" if name.startswith("constant") else name]
                 results[name, concurrency] = load(
-                    f"http://127.0.0.1:{ports[name]}{path}", body, concurrency, args.seconds
+                    f"http://127.0.0.1:{port}{path}", body, concurrency, args.seconds
                 )
     finally:
         services.stop_all(run_dir)

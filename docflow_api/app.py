@@ -168,7 +168,7 @@ def health(state: State) -> Response[HealthResponse]:
 @post("/predict/text", status_code=200)
 async def predict_text(data: PredictTextRequest, state: State) -> PredictionResponse:
     served = _served(state)
-    scored = (await anyio.to_thread.run_sync(served.model.classifier.score_texts, [data.text]))[0]
+    scored = await anyio.to_thread.run_sync(served.model.classifier.score_text, data.text)
     return _prediction(scored, served, _settings(state), data.return_all_scores)
 
 

@@ -72,7 +72,7 @@ def predict_document(
     language: str | None = None,
 ) -> DocumentPrediction:
     text, ran_ocr = document_text(settings, store, document_id, language)
-    scored = classifier.score_texts([text])[0]
+    scored = classifier.score_text(text)
     with session_scope(settings.resolved_database_url) as session:
         prediction: Prediction = add_prediction(
             session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -43,3 +44,15 @@ def test_numpy_forward_pass_equals_the_torch_module() -> None:
     with torch.inference_mode():
         expected = torch.softmax(network.eval()(to_torch_sparse(features)), dim=1).numpy()
     np.testing.assert_allclose(classifier.predict_proba(features), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_single_text_scorer_equals_the_batch_scorer() -> None:
+    vectorizer = TextVectorizer().fit(corpus(1, 2))
+    torch.manual_seed(0)
+    network = TfidfMlp(vectorizer.n_features, len(DOCUMENT_CLASSES), hidden=32)
+    classifier = DocumentClassifier(vectorizer, network, list(DOCUMENT_CLASSES), {})
+    texts = [*corpus(4, 1), "", "T0TAL DUE 12.00 lnvoice lnvoice lnvoice"]
+    for text, batch in zip(texts, classifier.score_texts(texts), strict=True):
+        single = classifier.score_text(text)
+        assert single.predicted_class == batch.predicted_class
+        assert single.scores == pytest.approx(batch.scores, rel=1e-4, abs=1e-6)

@@ -85,8 +85,11 @@ class DocumentClassifier:
         arithmetic. Tests check it matches the torch module."""
         if features.shape[0] == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        input_weight, input_bias, head_weight, head_bias = self._inference_weights
-        hidden = np.asarray(features @ input_weight) + input_bias
+        input_weight, input_bias, _, _ = self._inference_weights
+        return self._head_probabilities(np.asarray(features @ input_weight) + input_bias)
+
+    def _head_probabilities(self, hidden: np.ndarray) -> np.ndarray:
+        _, _, head_weight, head_bias = self._inference_weights
         np.maximum(hidden, 0.0, out=hidden)
         logits = hidden @ head_weight.T + head_bias
         logits -= logits.max(axis=1, keepdims=True)
@@ -94,23 +97,27 @@ class DocumentClassifier:
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         return probabilities.astype(np.float32, copy=False)
 
+    def _scored(self, probabilities: np.ndarray) -> ScoredText:
+        best = int(np.argmax(probabilities))
+        return ScoredText(
+            predicted_class=self.classes[best],
+            confidence=float(probabilities[best]),
+            scores=dict(zip(self.classes, probabilities.tolist(), strict=True)),
+        )
+
     def score_features(self, features: sp.csr_matrix) -> list[ScoredText]:
-        results = []
-        for row in self.predict_proba(features):
-            best = int(np.argmax(row))
-            results.append(
-                ScoredText(
-                    predicted_class=self.classes[best],
-                    confidence=float(row[best]),
-                    scores={
-                        name: float(score) for name, score in zip(self.classes, row, strict=True)
-                    },
-                )
-            )
-        return results
+        return [self._scored(row) for row in self.predict_proba(features)]
 
     def score_texts(self, texts: list[str]) -> list[ScoredText]:
         return self.score_features(self.vectorizer.transform(texts))
+
+    def score_text(self, text: str) -> ScoredText:
+        """One text without a sparse matrix: its weighted input rows summed straight into the
+        hidden layer, the API's per-request path (same numbers as ``score_texts``)."""
+        input_weight, input_bias, _, _ = self._inference_weights
+        columns, weights = self.vectorizer.weighted_terms(text)
+        hidden = weights @ input_weight[columns] + input_bias
+        return self._scored(self._head_probabilities(hidden[np.newaxis])[0])
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

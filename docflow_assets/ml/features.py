@@ -63,11 +63,11 @@ class TextVectorizer:
         indices: list[np.ndarray] = []
         values: list[np.ndarray] = []
         for text in texts:
-            row_indices, row_values = self._row(normalise_text(text))
+            row_indices, row_values = self.weighted_terms(text)
             indices.append(row_indices)
             values.append(row_values)
             indptr.append(indptr[-1] + len(row_indices))
-        return sp.csr_matrix(
+        matrix = sp.csr_matrix(
             (
                 np.concatenate(values) if values else np.zeros(0, np.float32),
                 np.concatenate(indices) if indices else np.zeros(0, np.int32),
@@ -76,38 +76,48 @@ class TextVectorizer:
             shape=(len(texts), self.n_features),
             dtype=np.float32,
         )
+        matrix.sort_indices()
+        return matrix
 
     @cached_property
-    def _tables(self) -> list[tuple[Callable[[str], list[str]], dict[str, int], np.ndarray, int]]:
+    def _tables(self) -> list[tuple[Callable[[str], list[str]], dict[str, int], np.ndarray]]:
+        """Per part: analyser, vocabulary with columns already offset, idf by offset column."""
         tables, offset = [], 0
         for vectorizer in self.parts.values():
-            vocabulary = {term: int(index) for term, index in vectorizer.vocabulary_.items()}
-            idf = np.asarray(vectorizer.idf_, dtype=np.float64)
             assert vectorizer.sublinear_tf and vectorizer.norm == "l2", "the fast path assumes it"
-            tables.append((vectorizer.build_analyzer(), vocabulary, idf, offset))
+            vocabulary = {
+                term: offset + int(index) for term, index in vectorizer.vocabulary_.items()
+            }
+            idf = np.zeros(offset + len(vocabulary), dtype=np.float32)
+            idf[offset:] = vectorizer.idf_
+            tables.append((vectorizer.build_analyzer(), vocabulary, idf))
             offset += len(vocabulary)
         return tables
 
-    def _row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        row_indices, row_values = [], []
-        for analyse, vocabulary, idf, offset in self._tables:
-            counts = Counter(analyse(text))
-            found = [
-                (vocabulary[term], count) for term, count in counts.items() if term in vocabulary
-            ]
-            if not found:
+    def weighted_terms(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's TF-IDF as (columns, weights), columns in no particular order: the
+        single-text scorer multiplies them straight into the network without a sparse matrix."""
+        text = normalise_text(text)
+        columns: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        for analyse, vocabulary, idf in self._tables:
+            # Two flat lists: NumPy converts them ~4x faster than a list of pairs.
+            found_columns, counts = [], []
+            for term, count in Counter(analyse(text)).items():
+                column = vocabulary.get(term)
+                if column is not None:
+                    found_columns.append(column)
+                    counts.append(count)
+            if not found_columns:
                 continue
-            found.sort()
-            columns = np.fromiter((column for column, _ in found), np.int64, len(found))
-            weights = (
-                np.log(np.fromiter((count for _, count in found), np.float64, len(found))) + 1.0
-            ) * idf[columns]
-            weights /= np.sqrt(np.dot(weights, weights))
-            row_indices.append((columns + offset).astype(np.int32))
-            row_values.append(weights.astype(np.float32))
-        if not row_indices:
+            part_columns = np.array(found_columns, dtype=np.int32)
+            part_weights = (np.log(np.array(counts, dtype=np.float32)) + 1.0) * idf[part_columns]
+            part_weights /= np.sqrt(np.dot(part_weights, part_weights))
+            columns.append(part_columns)
+            weights.append(part_weights)
+        if not columns:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
-        return np.concatenate(row_indices), np.concatenate(row_values)
+        return np.concatenate(columns), np.concatenate(weights)
 
     @property
     def n_features(self) -> int:
