@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from docflow_assets.ocr import pipeline
 from docflow_assets.ocr.engines import PageText, TesseractEngine, Word, text_from_words
 from docflow_assets.ocr.ensemble import Calibration, ensemble
 from docflow_assets.ocr.evaluation import character_error_rate, word_error_rate
@@ -16,7 +17,9 @@ from docflow_assets.ocr.pipeline import OcrOptions, ocr_document
 from docflow_assets.ocr.preprocess import (
     PreprocessConfig,
     estimate_skew,
+    guess_quarter_turn,
     preprocess,
+    rotate_quarter,
     text_height,
     to_grey,
 )
@@ -49,6 +52,63 @@ def test_orientation_is_detected_and_the_page_read_upright(
     assert record["orientation_rotated"] == rotation
     text = TesseractEngine().read(page, "eng").text
     assert character_error_rate(truth, text) < 0.05
+
+
+def letter_page() -> Image.Image:
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype(FONT, 22)
+    lines = [
+        "Dear Mr Jennings, thank you for your letter of 14 July.",
+        "We have reviewed the quotation for the warehouse fittings",
+        "and would like to proceed with the delivery in September.",
+        "Please send the signed agreement and the payment schedule",
+        "to our accounts department before the end of the month.",
+        "Kind regards, Gloria Hughes, Purchasing Manager",
+    ]
+    page = Image.new("L", (820, 420), 255)
+    draw = ImageDraw.Draw(page)
+    for index, line in enumerate(lines):
+        draw.text((30, 30 + 60 * index), line, font=font, fill=0)
+    return page.rotate(1.5, expand=True, fillcolor=255, resample=Image.Resampling.BICUBIC)
+
+
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+def test_a_cheap_guess_finds_how_to_turn_a_page_upright(real_scans: Path, turn: int) -> None:
+    upright = {
+        "rendered letter": to_grey(letter_page()),
+        "phototest": to_grey(Image.open(real_scans / "phototest.tif")),
+        "eurotext": to_grey(Image.open(real_scans / "eurotext.tif")),
+    }
+    for name, grey in upright.items():
+        # Turned counter-clockwise by `turn`, the page needs `turn` degrees clockwise.
+        turned = rotate_quarter(grey, (360 - turn) % 360)
+        guess, skew = guess_quarter_turn(turned)
+        assert guess == turn, name
+        assert abs(skew) < 2.0, name
+
+
+def test_a_turned_page_is_read_once_when_the_guess_is_right(real_scans: Path) -> None:
+    truth = (real_scans / "phototest.txt").read_text()
+    data = (real_scans / "phototest-rotated-180.png").read_bytes()
+    (page,) = ocr_document(data, "image/png", OcrOptions(mode="tesseract"))
+    assert page.preprocessing["orientation_guess"] == 180
+    assert page.preprocessing["orientation_rotated"] == 180
+    assert page.preprocessing["orientation_checked"] is False  # no OSD pass was needed
+    assert character_error_rate(truth, page.text) < 0.05
+
+
+def test_a_wrong_guess_falls_back_to_tesseract_orientation_detection(
+    real_scans: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    truth = (real_scans / "phototest.txt").read_text()
+    data = (real_scans / "phototest-rotated-180.png").read_bytes()
+    monkeypatch.setattr(pipeline, "guess_quarter_turn", lambda grey: (0, 0.0))
+    (page,) = ocr_document(data, "image/png", OcrOptions(mode="tesseract"))
+    assert page.preprocessing["orientation_guess"] == 0
+    assert page.preprocessing["orientation_checked"] is True
+    assert page.preprocessing["orientation_rotated"] == 180
+    assert character_error_rate(truth, page.text) < 0.05
 
 
 def test_a_page_rotated_180_reads_badly_without_preprocessing(real_scans: Path) -> None:

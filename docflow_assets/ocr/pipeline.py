@@ -16,6 +16,7 @@ from docflow_assets.ocr.pages import iter_page_images
 from docflow_assets.ocr.preprocess import (
     PreprocessConfig,
     detect_orientation,
+    guess_quarter_turn,
     orientation_record,
     preprocess,
     rotate_quarter,
@@ -78,9 +79,9 @@ class DocumentText:
 def read_upright(
     page: Image.Image, options: OcrOptions, reader: OcrEngine
 ) -> tuple[Image.Image, PageText]:
-    """Preprocess and read one page. In the Tesseract-first modes the orientation pass (a second
-    Tesseract run) is spent only on pages whose first reading is unsure: most pages are upright,
-    and an upside-down page never reads confidently."""
+    """Preprocess and read one page. In the Tesseract-first modes the page is turned by a cheap
+    OpenCV guess and read once; Tesseract's orientation pass (a second Tesseract run, and a third
+    to read again) is spent only when that reading is unsure, as a wrongly turned page's is."""
     steps = options.preprocessing
     lazy = options.mode in LAZY_ORIENTATION_MODES and isinstance(reader, TesseractEngine)
     if "orientation" not in steps.steps or not lazy:
@@ -89,16 +90,20 @@ def read_upright(
         text.preprocessing = record
         return prepared, text
     upright_steps = steps.without("orientation")
-    prepared, record = preprocess(page, upright_steps)
+    grey = to_grey(page)
+    guess, skew = guess_quarter_turn(grey)
+    guessed = Image.fromarray(rotate_quarter(grey, guess)) if guess else page
+    prepared, record = preprocess(guessed, upright_steps, known_skew=skew)
+    record["orientation_guess"] = guess
     text = reader.read(prepared, options.language)
     if text.mean_confidence >= UPRIGHT_CONFIDENCE and len(text.words) >= UPRIGHT_MIN_WORDS:
-        record["orientation_rotated"] = 0
-        record["orientation_checked"] = False
+        record.update(orientation_rotated=guess, orientation_checked=False)
     else:
-        grey = to_grey(page)
         orientation = detect_orientation(grey)
         record.update(orientation_record(orientation), orientation_checked=True)
-        if orientation and orientation.rotate:
+        if orientation is None:
+            record["orientation_rotated"] = guess
+        elif orientation.rotate != guess:
             turned = Image.fromarray(rotate_quarter(grey, orientation.rotate))
             prepared, again = preprocess(turned, upright_steps)
             record.update({key: value for key, value in again.items() if key != "steps"})

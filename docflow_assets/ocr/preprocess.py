@@ -17,6 +17,9 @@ from PIL import Image
 STEPS = ("orientation", "deskew", "upscale", "denoise", "contrast", "binarize")
 TARGET_TEXT_HEIGHT = 28  # px of a typical lowercase-to-capital glyph that Tesseract reads best
 MAX_UPSCALE = 3.0
+GUESS_WIDTH = 1200
+MIN_LINE_ROWS = 6
+MIN_DESKEW_DEGREES = 0.2  # thinner ink runs are rules, dots or noise, not text lines
 
 
 @dataclass(frozen=True)
@@ -85,19 +88,71 @@ def _profile_score(ink: np.ndarray, angle: float) -> float:
     centre = (ink.shape[1] / 2, ink.shape[0] / 2)
     matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
     rotated = cv2.warpAffine(ink, matrix, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_NEAREST)
-    rows = rotated.sum(axis=1, dtype=np.float64)
+    rows = cv2.reduce(rotated, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel().astype(np.float64)
     return float(np.sum(np.diff(rows) ** 2))
+
+
+def _level(
+    ink: np.ndarray, limit: float, step: float = 1.0, fine: bool = True
+) -> tuple[float, float]:
+    """The angle whose rotation gives the sharpest row profile, and that sharpness."""
+    coarse = np.arange(-limit, limit + 1e-9, step)
+    scores = {float(angle): _profile_score(ink, float(angle)) for angle in coarse}
+    best = max(scores, key=scores.__getitem__)
+    if fine:
+        for angle in np.arange(best - 0.6, best + 0.6 + 1e-9, 0.1):
+            scores[float(angle)] = _profile_score(ink, float(angle))
+        best = max(scores, key=scores.__getitem__)
+    return best, scores[best]
 
 
 def estimate_skew(grey: np.ndarray, limit: float = 6.0) -> float:
     """Degrees to rotate (counter-clockwise) so text lines run level: sharpest row profile wins."""
     # A 600-px-wide ink mask, whole degrees, then tenths around the best: 26 cheap rotations
     # (this runs on every page, so it must cost little next to Tesseract itself).
-    ink = _ink(grey)
-    coarse = np.arange(-limit, limit + 1e-9, 1.0)
-    best = max(coarse, key=lambda angle: _profile_score(ink, float(angle)))
-    fine = np.arange(best - 0.6, best + 0.6 + 1e-9, 0.1)
-    return float(max(fine, key=lambda angle: _profile_score(ink, float(angle))))
+    return _level(_ink(grey), limit)[0]
+
+
+def _line_runs(rows: np.ndarray, floor: float) -> list[tuple[int, int]]:
+    inked = np.r_[0, (rows > floor).astype(np.int8), 0]
+    edges = np.flatnonzero(np.diff(inked))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _ascenders_dominate(grey: np.ndarray) -> bool:
+    """More ink above the lines' x-height bands than below: Latin and Cyrillic ascenders and
+    capitals outnumber descenders, so upside down it is the other way round."""
+    _, binary = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    rows = binary.sum(axis=1, dtype=np.int64)
+    above = below = 0
+    for start, end in _line_runs(rows, rows.max() * 0.02):
+        if end - start < MIN_LINE_ROWS:
+            continue
+        profile = rows[start:end]
+        band = np.flatnonzero(profile >= 0.5 * profile.max())
+        above += int(profile[: band[0]].sum())
+        below += int(profile[band[-1] + 1 :].sum())
+    return above >= below
+
+
+def guess_quarter_turn(grey: np.ndarray) -> tuple[int, float]:
+    """Clockwise degrees (0/90/180/270) that probably turn the page upright, and the page's skew
+    once turned, in milliseconds and without Tesseract: text lines run across (the row profile
+    is sharper than the column profile at their best small angles) and ascenders dominate. A
+    wrong guess costs time, not text: the first reading is then unsure and Tesseract's
+    orientation pass decides."""
+    scale = min(1.0, GUESS_WIDTH / max(grey.shape))
+    small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ink = _ink(small)
+    across = _level(ink, 6.0, step=2.0, fine=False)[1]
+    sideways = _level(np.ascontiguousarray(ink.T), 6.0, step=2.0, fine=False)[1] > across
+    candidate = rotate_quarter(small, 90) if sideways else small
+    skew = estimate_skew(candidate)
+    level = rotate_by(candidate, skew) if abs(skew) >= MIN_DESKEW_DEGREES else candidate
+    upright = _ascenders_dominate(level)
+    if sideways:
+        return (90 if upright else 270), skew
+    return (0 if upright else 180), skew
 
 
 def rotate_by(grey: np.ndarray, angle: float) -> np.ndarray:
@@ -119,8 +174,11 @@ def text_height(grey: np.ndarray) -> float | None:
     return float(np.median(glyphs)) if len(glyphs) >= 20 else None
 
 
-def preprocess(image: Image.Image, config: PreprocessConfig) -> tuple[Image.Image, dict[str, Any]]:
-    """The page as Tesseract should see it, and a record of every step applied."""
+def preprocess(
+    image: Image.Image, config: PreprocessConfig, known_skew: float | None = None
+) -> tuple[Image.Image, dict[str, Any]]:
+    """The page as Tesseract should see it, and a record of every step applied. ``known_skew``
+    (from ``guess_quarter_turn``) saves the deskew step its search."""
     grey = to_grey(image)
     record: dict[str, Any] = {"steps": list(config.steps)}
     if "orientation" in config.steps:
@@ -129,9 +187,9 @@ def preprocess(image: Image.Image, config: PreprocessConfig) -> tuple[Image.Imag
         if orientation and orientation.rotate:
             grey = rotate_quarter(grey, orientation.rotate)
     if "deskew" in config.steps:
-        angle = estimate_skew(grey)
+        angle = estimate_skew(grey) if known_skew is None else known_skew
         record["deskew_degrees"] = round(angle, 2)
-        if abs(angle) >= 0.2:
+        if abs(angle) >= MIN_DESKEW_DEGREES:
             grey = rotate_by(grey, angle)
     if "upscale" in config.steps:
         height = text_height(grey)
