@@ -133,25 +133,36 @@ def read(png: Path, mode: str) -> PageText:
     return page
 
 
-def best_of(repeat: int, work: Callable[[], T]) -> tuple[T, float]:
-    """The result and the fastest of ``repeat`` timed runs (timeit's rule: the minimum is the
-    cost; the rest is other processes' noise on the shared cores)."""
-    fastest, result = float("inf"), None
+def fastest_each(repeat: int, works: dict[str, Callable[[], T]]) -> dict[str, tuple[T, float]]:
+    """Each work's result and the fastest of ``repeat`` timed runs (timeit's rule: the minimum is
+    the cost; the rest is other processes' noise on the shared cores). The works take turns, so
+    a slow spell of the shared machine hits all of them alike."""
+    fastest = dict.fromkeys(works, float("inf"))
+    results: dict[str, T] = {}
     for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        fastest = min(fastest, time.perf_counter() - started)
-    return result, fastest  # type: ignore[return-value]
+        for name, work in works.items():
+            started = time.perf_counter()
+            results[name] = work()
+            fastest[name] = min(fastest[name], time.perf_counter() - started)
+    return {name: (results[name], fastest[name]) for name in works}
 
 
 def score_corpus(pages: list[Page], repeat: int) -> dict[str, Score]:
     """The Tesseract-speed methods are timed ``repeat`` times; EasyOCR's minutes once."""
     scores = {method: Score() for method in METHODS}
     for page in pages:
-        cli_text, cli_seconds = best_of(repeat, partial(tesseract_cli, page.png))
-        scores["tesseract CLI"].add(page.truth, cli_text, cli_seconds)
-        tesseract, tesseract_seconds = best_of(repeat, partial(read, page.png, "tesseract"))
-        scores["docflow tesseract"].add(page.truth, tesseract.text, tesseract_seconds)
+        works: dict[str, Callable[[], str | PageText]] = {
+            "tesseract CLI": partial(tesseract_cli, page.png),
+            "docflow tesseract": partial(read, page.png, "tesseract"),
+            "cascade": partial(read, page.png, "cascade"),
+        }
+        timed = fastest_each(repeat, works)
+        for method, (result, seconds) in timed.items():
+            scores[method].add(
+                page.truth, result if isinstance(result, str) else result.text, seconds
+            )
+        tesseract, cascaded = timed["docflow tesseract"][0], timed["cascade"][0]
+        assert isinstance(tesseract, PageText) and isinstance(cascaded, PageText)
         # The easyocr and ensemble modes turn the page upright first (EasyOCR cannot read it
         # sideways) and read the same prepared page; EasyOCR's reading serves both rows.
         image = Image.open(page.png)
@@ -167,8 +178,6 @@ def score_corpus(pages: list[Page], repeat: int) -> dict[str, Score]:
         scores["ensemble"].add(
             page.truth, combined.text, upright_seconds + easy.seconds + vote_seconds
         )
-        cascaded, cascade_seconds = best_of(repeat, partial(read, page.png, "cascade"))
-        scores["cascade"].add(page.truth, cascaded.text, cascade_seconds)
         console.print(
             f"  {page.name}: CER tesseract {score_one(page.truth, tesseract.text):.3f}, "
             f"easyocr {score_one(page.truth, easy.text):.3f}, "
