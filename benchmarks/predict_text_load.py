@@ -166,11 +166,12 @@ def main() -> None:
         ],
     }
     ready = {"docflow": "/health", "mlflow": "/ping", "constant": "/schema"}
+    # Row name -> (server, path, body): the constant app serves two rows.
     targets = {
-        "docflow": ("/predict/text", {"text": TEXT}),
-        "mlflow": ("/invocations", {"dataframe_records": [{"text": TEXT}]}),
-        "constant": ("/predict/text", {"text": TEXT}),
-        "constant via thread": ("/predict/text-via-thread", {"text": TEXT}),
+        "docflow": ("docflow", "/predict/text", {"text": TEXT}),
+        "mlflow": ("mlflow", "/invocations", {"dataframe_records": [{"text": TEXT}]}),
+        "constant": ("constant", "/predict/text", {"text": TEXT}),
+        "constant via thread": ("constant", "/predict/text-via-thread", {"text": TEXT}),
     }
     run_dir = home / "run"
     results: dict[tuple[str, int], dict[str, float]] = {}
@@ -179,10 +180,9 @@ def main() -> None:
             ready_url = f"http://127.0.0.1:{ports[name]}{ready[name]}"
             services.start(services.Service(name, ports[name], command, ready_url), run_dir, env)
         for concurrency in (1, 32):
-            for name, (path, body) in targets.items():
-                port = ports["constant" if name.startswith("constant") else name]
+            for name, (server, path, body) in targets.items():
                 results[name, concurrency] = load(
-                    f"http://127.0.0.1:{port}{path}", body, concurrency, args.seconds
+                    f"http://127.0.0.1:{ports[server]}{path}", body, concurrency, args.seconds
                 )
     finally:
         services.stop_all(run_dir)

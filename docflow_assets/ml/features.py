@@ -53,6 +53,7 @@ class TextVectorizer:
         for vectorizer in self.parts.values():
             vectorizer.fit(cleaned)
         self.__dict__.pop("_tables", None)
+        self.__dict__.pop("_idf", None)
         return self
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
@@ -80,19 +81,24 @@ class TextVectorizer:
         return matrix
 
     @cached_property
-    def _tables(self) -> list[tuple[Callable[[str], list[str]], dict[str, int], np.ndarray]]:
-        """Per part: analyser, vocabulary with columns already offset, idf by offset column."""
+    def _tables(self) -> list[tuple[Callable[[str], list[str]], dict[str, int]]]:
+        """Per part: its analyser and its vocabulary with columns already offset."""
         tables, offset = [], 0
         for vectorizer in self.parts.values():
             assert vectorizer.sublinear_tf and vectorizer.norm == "l2", "the fast path assumes it"
             vocabulary = {
                 term: offset + int(index) for term, index in vectorizer.vocabulary_.items()
             }
-            idf = np.zeros(offset + len(vocabulary), dtype=np.float32)
-            idf[offset:] = vectorizer.idf_
-            tables.append((vectorizer.build_analyzer(), vocabulary, idf))
+            tables.append((vectorizer.build_analyzer(), vocabulary))
             offset += len(vocabulary)
         return tables
+
+    @cached_property
+    def _idf(self) -> np.ndarray:
+        """Every part's idf, side by side in column order."""
+        return np.concatenate(
+            [np.asarray(vectorizer.idf_, dtype=np.float32) for vectorizer in self.parts.values()]
+        )
 
     def weighted_terms(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One text's TF-IDF as (columns, weights), columns in no particular order: the
@@ -100,7 +106,8 @@ class TextVectorizer:
         text = normalise_text(text)
         columns: list[np.ndarray] = []
         weights: list[np.ndarray] = []
-        for analyse, vocabulary, idf in self._tables:
+        idf = self._idf
+        for analyse, vocabulary in self._tables:
             # Two flat lists: NumPy converts them ~4x faster than a list of pairs.
             found_columns, counts = [], []
             for term, count in Counter(analyse(text)).items():

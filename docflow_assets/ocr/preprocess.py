@@ -40,7 +40,7 @@ class PreprocessConfig:
 
 
 def to_grey(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("L"))
+    return np.asarray(image if image.mode == "L" else image.convert("L"))
 
 
 @dataclass(frozen=True)
@@ -93,17 +93,17 @@ def _profile_score(ink: np.ndarray, angle: float) -> float:
     return float(np.sum(np.diff(rows) ** 2))
 
 
-def _level(
-    ink: np.ndarray, limit: float, step: float = 1.0, fine: bool = True
-) -> tuple[float, float]:
-    """The angle whose rotation gives the sharpest row profile, and that sharpness."""
-    coarse = np.arange(-limit, limit + 1e-9, step)
-    scores = {float(angle): _profile_score(ink, float(angle)) for angle in coarse}
+def _level(ink: np.ndarray, limit: float = 6.0) -> tuple[float, float]:
+    """The angle whose rotation gives the sharpest row profile, and that sharpness: whole
+    degrees, then fifths around the best."""
+    scores = {
+        float(angle): _profile_score(ink, float(angle))
+        for angle in np.arange(-limit, limit + 1e-9, 1.0)
+    }
     best = max(scores, key=scores.__getitem__)
-    if fine:
-        for angle in np.arange(best - 0.6, best + 0.6 + 1e-9, 0.2):
-            scores[float(angle)] = _profile_score(ink, float(angle))
-        best = max(scores, key=scores.__getitem__)
+    for angle in np.arange(best - 0.6, best + 0.6 + 1e-9, 0.2):
+        scores[float(angle)] = _profile_score(ink, float(angle))
+    best = max(scores, key=scores.__getitem__)
     return best, scores[best]
 
 
@@ -146,11 +146,12 @@ def guess_quarter_turn(grey: np.ndarray) -> tuple[int, float]:
     scale = min(1.0, GUESS_WIDTH / max(grey.shape))
     small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     ink = _ink(small)
-    across = _level(ink, 6.0, step=1.0, fine=False)[1]
-    down = _level(np.ascontiguousarray(ink.T), 6.0, step=1.0, fine=False)[1]
+    # Each way's sharpest profile; read across, its angle is already the page's skew.
+    across_skew, across = _level(ink)
+    down = _level(np.ascontiguousarray(ink.T))[1]
     sideways = down > CLEAR_EVIDENCE * across
     candidate = rotate_quarter(small, 90) if sideways else small
-    skew = estimate_skew(candidate)
+    skew = estimate_skew(candidate) if sideways else across_skew
     level = rotate_by(candidate, skew) if abs(skew) >= MIN_DESKEW_DEGREES else candidate
     above, below = _ink_above_and_below_lines(level)
     if sideways:
