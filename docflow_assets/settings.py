@@ -57,6 +57,12 @@ class DocflowSettings(BaseSettings):
     model_poll_seconds: float = Field(
         default=30, description="How often the API looks for a new deployed version."
     )
+    api_scoring_threads: int = Field(
+        default=2,
+        ge=1,
+        description="API threads that score texts (OCR runs on others, so a slow page never "
+        "delays a text prediction).",
+    )
     api_keys: str | None = Field(
         default=None, description="Comma-separated API keys; when set, routes need X-API-Key."
     )

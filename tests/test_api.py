@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 
+import docflow_api.app as api_module
 from docflow_api.app import create_app
 from docflow_assets.demo.render import RenderedDocument
 from docflow_assets.settings import DocflowSettings
@@ -144,6 +147,36 @@ def test_predict_stored_document_uses_its_ocr_text_and_records_history(
     assert {item["source"] for item in history} == {"batch", "api"}
     assert client.post("/predict/document/999999").status_code == 404
     assert client.get("/prediction/history/999999").status_code == 404
+
+
+def test_a_document_stuck_in_ocr_holds_up_neither_health_nor_text_predictions(
+    client: TestClient, trained_home: TrainedHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real_predict_document = api_module.predict_document
+
+    def stuck_predict_document(*args: object, **kwargs: object) -> object:
+        entered.set()
+        release.wait(20)
+        finished.set()
+        return real_predict_document(*args, **kwargs)
+
+    monkeypatch.setattr(api_module, "predict_document", stuck_predict_document)
+    document_id = next(iter(trained_home.holdout))
+    with ThreadPoolExecutor(1) as background:
+        stuck = background.submit(client.post, f"/predict/document/{document_id}")
+        try:
+            assert entered.wait(10)
+            health = client.get("/health")
+            prediction = client.post("/predict/text", json={"text": "INVOICE Total Due 12.00"})
+            # Had the stuck document blocked the event loop or the scoring threads, these
+            # answers could only have come after it finished.
+            assert not finished.is_set()
+        finally:
+            release.set()
+        assert health.status_code == 200 and prediction.status_code == 200
+        assert prediction.json()["predicted_class"] == "invoice"
+        assert stuck.result(timeout=60).status_code == 200
 
 
 def test_upload_and_predict_runs_ocr_on_the_new_document(
