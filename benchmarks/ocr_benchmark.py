@@ -1,7 +1,8 @@
 """OCR accuracy and cost in one run: the raw `tesseract` CLI against Docflow's OCR modes.
 
 Corpora: the public scans in ../shared/data/real-scans that have ground truth (phototest in four
-rotations, eurotext, two UNLV pages) and a rendered demo corpus (noise, rotation, blur, JPEG).
+rotations, eurotext, two UNLV pages), a rendered demo corpus (noise, rotation, blur, JPEG) and
+rendered hard captures (60-75 dpi scans, phone photos with shading, faded thermal receipts).
 Every page is written as a PNG first; the CLI (OMP_THREAD_LIMIT=1) and Docflow read the same PNGs;
 the Tesseract-speed methods are timed three times and the fastest run counts.
 Prints CER/WER, seconds per page and ratios against the CLI, then pages/second of Docflow's
@@ -28,7 +29,7 @@ from rapidfuzz.distance import Levenshtein
 from rich.console import Console
 from rich.table import Table
 
-from docflow_assets.demo.render import render_corpus
+from docflow_assets.demo.render import render_corpus, render_hard_capture
 from docflow_assets.ingest import inspect_content
 from docflow_assets.ocr.easyocr_engine import EasyOcrEngine, easyocr_languages, reader
 from docflow_assets.ocr.engines import PageText, TesseractEngine
@@ -115,6 +116,27 @@ def real_scan_pages(folder: Path) -> list[Page]:
     phototest = (REAL_SCANS / "phototest.txt").read_text()
     pairs += [(REAL_SCANS / name, phototest) for name in ROTATED_PHOTOTEST]
     return pages_of(pairs, folder)
+
+
+HARD_CAPTURE_LABELS = {
+    "low-resolution scan": ("letter", "invoice"),
+    "phone photo": ("letter", "memo"),
+    "thermal print": ("receipt", "receipt"),
+}
+
+
+def hard_capture_pages(folder: Path, seed: int) -> list[Page]:
+    """Rendered documents captured the hard way: 60-75 dpi scans, phone photos with shading,
+    faded thermal receipts (docflow_assets.demo.render.HARD_CAPTURES)."""
+    folder.mkdir()
+    pages = []
+    for capture, labels in HARD_CAPTURE_LABELS.items():
+        for index, label in enumerate(labels):
+            image, truth = render_hard_capture(capture, label, index, seed)
+            png = folder / f"{capture.replace(' ', '-')}-{label}-{index}.png"
+            image.save(png)
+            pages.append(Page(png.name, png, truth))
+    return pages
 
 
 def tesseract_cli(png: Path) -> str:
@@ -281,9 +303,17 @@ def main() -> None:
         real_scores = score_corpus(real, args.repeat, not args.tesseract_only)
         console.print(f"demo corpus: {len(demo)} pages (seed {args.seed})")
         demo_scores = score_corpus(demo, args.repeat, not args.tesseract_only)
+        hard = hard_capture_pages(folder / "hard", args.seed)
+        console.print(f"hard captures: {len(hard)} pages (seed {args.seed})")
+        hard_scores = score_corpus(hard, args.repeat, not args.tesseract_only)
         print_table(f"Real scans ({len(real)} pages)", real_scores)
         print_table(f"Rendered demo corpus ({len(demo)} pages)", demo_scores)
-        print_table("Both corpora", merged(real_scores, demo_scores))
+        print_table(
+            f"Hard captures: low-resolution scans, phone photos, thermal receipts "
+            f"({len(hard)} pages)",
+            hard_scores,
+        )
+        print_table("All corpora", merged(real_scores, demo_scores, hard_scores))
         pool_scaling(real + demo)
 
 

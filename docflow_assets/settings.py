@@ -35,9 +35,9 @@ class DocflowSettings(BaseSettings):
     render_dpi: int = Field(default=300, description="Resolution PDF pages are rasterised at.")
     ocr_languages: str = Field(default="eng", description="Tesseract languages, e.g. eng+rus.")
     ocr_preprocess: str = Field(
-        default="orientation,deskew",
-        description="Preprocessing steps in order: orientation, deskew, upscale, denoise, "
-        "contrast, binarize.",
+        default="orientation,deskew,upscale,illumination",
+        description="Preprocessing steps in order: orientation, deskew, upscale (only text "
+        "under 10 px), illumination (only unevenly lit paper), denoise, contrast, binarize.",
     )
     ocr_mode: str = Field(
         default="tesseract",

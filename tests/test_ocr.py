@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from docflow_assets.demo.render import render_hard_capture
 from docflow_assets.ocr import pipeline
 from docflow_assets.ocr.engines import PageText, TesseractEngine, Word, text_from_words
 from docflow_assets.ocr.ensemble import Calibration, ensemble
 from docflow_assets.ocr.evaluation import character_error_rate, word_error_rate
 from docflow_assets.ocr.language import language_mismatch
+from docflow_assets.ocr.layout import table_split_into_columns
 from docflow_assets.ocr.pipeline import OcrOptions, ocr_document
 from docflow_assets.ocr.preprocess import (
     PreprocessConfig,
@@ -23,6 +25,7 @@ from docflow_assets.ocr.preprocess import (
     text_height,
     to_grey,
 )
+from docflow_assets.settings import DocflowSettings
 
 UPRIGHT_ONLY = PreprocessConfig(("orientation", "deskew"))
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -141,6 +144,74 @@ def test_small_text_is_upscaled(real_scans: Path) -> None:
     assert bigger.width == pytest.approx(small.width * record["upscale_factor"], rel=0.01)
 
 
+def read_png(page: Image.Image, preprocessing: PreprocessConfig | None = None) -> PageText:
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    options = OcrOptions(preprocessing=preprocessing or PreprocessConfig())
+    (text,) = ocr_document(buffer.getvalue(), "image/png", options)
+    return text
+
+
+def test_a_low_resolution_scan_is_enlarged_before_it_is_read() -> None:
+    page, truth = render_hard_capture("low-resolution scan", "letter", 1, seed=3)
+    read = read_png(page)
+    assert read.preprocessing["text_height_px"] < 10 <= 2 * read.preprocessing["text_height_px"]
+    assert read.preprocessing["upscale_factor"] >= 2
+    assert character_error_rate(truth, read.text) < 0.03
+    as_captured = read_png(page, PreprocessConfig().without("upscale"))
+    assert character_error_rate(truth, as_captured.text) > 0.1
+
+
+def test_a_phone_photo_has_its_shading_divided_out() -> None:
+    page, truth = render_hard_capture("phone photo", "letter", 1, seed=3)
+    read = read_png(page)
+    assert read.preprocessing["illumination_flattened"] is True
+    assert character_error_rate(truth, read.text) < 0.05
+    # The shadow also fooled the orientation guess and Tesseract's orientation pass.
+    as_lit = read_png(page, PreprocessConfig().without("illumination"))
+    assert character_error_rate(truth, as_lit.text) > 0.5
+
+
+def test_a_thermal_receipt_keeps_its_rows_together() -> None:
+    page, truth = render_hard_capture("thermal print", "receipt", 1, seed=3)
+    read = read_png(page)
+    assert read.preprocessing["table_read_by_rows"] is True
+    assert character_error_rate(truth, read.text) < 0.15
+    by_columns = TesseractEngine().read(page, "eng")
+    assert character_error_rate(truth, by_columns.text) > 0.4
+
+
+def test_a_clean_scan_is_neither_enlarged_nor_relit_nor_read_as_a_table(real_scans: Path) -> None:
+    record = read_png(Image.open(real_scans / "phototest.tif")).preprocessing
+    assert record["upscale_factor"] == 1.0
+    assert record["illumination_flattened"] is False
+    assert record["table_read_by_rows"] is False
+
+
+def _words_in_rows(rows: list[list[tuple[str, int]]]) -> list[Word]:
+    """Words at (x, block) on rows 40 px apart, 10 px per character; one line per row and block."""
+    words, lines = [], {}
+    for row_number, row in enumerate(rows):
+        for text, (left, block) in row:
+            line = lines.setdefault((row_number, block), len(lines))
+            words.append(Word(text, (left, 40 * row_number, 10 * len(text), 20), 0.9, line, block))
+    return words
+
+
+def test_a_table_cut_into_columns_is_told_from_prose_in_columns() -> None:
+    items = [[("Bread", (0, 1)), ("11", (300, 2)), ("321.31", (400, 2))] for _ in range(6)]
+    assert table_split_into_columns(_words_in_rows(items))
+    prose = ["the", "quick", "brown", "fox", "jumps", "over"]
+    columns = [
+        [(word, (70 * index, 1)) for index, word in enumerate(prose)]
+        + [(word, (600 + 70 * index, 2)) for index, word in enumerate(prose)]
+        for _ in range(6)
+    ]
+    assert not table_split_into_columns(_words_in_rows(columns))
+    one_column = [[("Total", (0, 1)), ("12.00", (300, 1))] for _ in range(6)]
+    assert not table_split_into_columns(_words_in_rows(one_column))
+
+
 def test_denoise_contrast_and_binarize_run_in_order_and_are_recorded(real_scans: Path) -> None:
     config = PreprocessConfig.parse("binarize, denoise, contrast")
     assert config.steps == ("denoise", "contrast", "binarize")
@@ -155,7 +226,8 @@ def test_every_page_of_a_real_multipage_pdf_is_read_in_order(real_scans: Path) -
     data = (real_scans / "multipage.pdf").read_bytes()
     pages = ocr_document(data, "application/pdf", OcrOptions(dpi=100))
     assert len(pages) >= 2
-    assert all(page.preprocessing["steps"] == ["orientation", "deskew"] for page in pages)
+    default_steps = list(PreprocessConfig().steps)
+    assert all(page.preprocessing["steps"] == default_steps for page in pages)
     assert sum(len(page.words) for page in pages) > 20
 
 
@@ -193,18 +265,16 @@ def test_ocr_eval_command_prints_error_rates_per_mode(real_scans: Path, tmp_path
         for line in result.output.splitlines()
         if line.startswith("│")
     }
+    steps = DocflowSettings().ocr_preprocess
     raw_cer = float(rows["tesseract (no preprocessing)"][1])
-    fixed_cer = float(rows["tesseract (orientation,deskew)"][1])
+    fixed_cer = float(rows[f"tesseract ({steps})"][1])
     assert raw_cer > 0.5 and fixed_cer < 0.05
     assert set(rows) == {
         "tesseract (no preprocessing)",
-        *(
-            f"{mode} (orientation,deskew)"
-            for mode in ("tesseract", "easyocr", "ensemble", "cascade")
-        ),
+        *(f"{mode} ({steps})" for mode in ("tesseract", "easyocr", "ensemble", "cascade")),
     }
     for mode in ("easyocr", "ensemble", "cascade"):
-        assert float(rows[f"{mode} (orientation,deskew)"][1]) < 0.1, mode
+        assert float(rows[f"{mode} ({steps})"][1]) < 0.1, mode
 
 
 def two_line_page() -> tuple[Image.Image, str]:

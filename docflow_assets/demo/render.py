@@ -105,6 +105,64 @@ def degrade(page: Image.Image, rng: random.Random) -> Image.Image:
     return page
 
 
+def as_low_resolution_scan(page: Image.Image, rng: random.Random) -> Image.Image:
+    """The page scanned at 60-75 dpi: body glyphs 6-7 px tall."""
+    factor = rng.uniform(0.42, 0.5)
+    size = (int(page.width * factor), int(page.height * factor))
+    return page.resize(size, Image.Resampling.BILINEAR)
+
+
+def as_phone_photo(page: Image.Image, rng: random.Random) -> Image.Image:
+    """The page photographed by a phone: light falling off from one spot, the shadow of a hand
+    across one side, a small tilt, focus blur and JPEG."""
+    pixels = np.asarray(page, dtype=np.float32)
+    height, width = pixels.shape
+    y, x = np.mgrid[0:height, 0:width]
+    spot_x, spot_y = rng.uniform(0, width), rng.uniform(0, height)
+    distance = np.hypot((x - spot_x) / width, (y - spot_y) / height)
+    light = 1.0 - rng.uniform(0.35, 0.55) * distance / 1.2
+    shadow_edge = rng.uniform(0.3, 0.7) * width + (y - height / 2) * 0.3
+    light *= np.where(x > shadow_edge, rng.uniform(0.6, 0.75), 1.0)
+    shaded = pixels * light * rng.uniform(0.85, 0.95)
+    shaded += np.random.default_rng(rng.randint(0, 2**31)).normal(0, 6, shaded.shape)
+    photo = Image.fromarray(np.clip(shaded, 0, 255).astype(np.uint8))
+    photo = photo.rotate(
+        rng.uniform(-3, 3), resample=Image.Resampling.BICUBIC, fillcolor=int(shaded.mean())
+    ).filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.1)))
+    jpeg = io.BytesIO()
+    photo.save(jpeg, format="JPEG", quality=rng.randint(55, 75))
+    return Image.open(jpeg).convert("L")
+
+
+def as_thermal_print(page: Image.Image, rng: random.Random) -> Image.Image:
+    """The page as a faded thermal receipt: grey ink fading in bands down the roll on
+    off-white paper, with the print head's grain and a soft edge."""
+    ink = 1.0 - np.asarray(page, dtype=np.float32) / 255.0
+    rows = np.linspace(0, 1, ink.shape[0])[:, np.newaxis]
+    bands = np.sin(rows * rng.uniform(5, 12) + rng.uniform(0, 6)) ** 2
+    strength = rng.uniform(0.35, 0.55) + 0.25 * bands
+    paper = rng.uniform(225, 240)
+    printed = paper - ink * strength * (paper - 90)
+    printed += np.random.default_rng(rng.randint(0, 2**31)).normal(0, 5, printed.shape)
+    faded = Image.fromarray(np.clip(printed, 0, 255).astype(np.uint8))
+    return faded.filter(ImageFilter.GaussianBlur(0.7))
+
+
+HARD_CAPTURES = {
+    "low-resolution scan": as_low_resolution_scan,
+    "phone photo": as_phone_photo,
+    "thermal print": as_thermal_print,
+}
+
+
+def render_hard_capture(capture: str, label: str, index: int, seed: int) -> tuple[Image.Image, str]:
+    """One document as a hard capture (see ``HARD_CAPTURES``) and its ground-truth text."""
+    rng = document_rng(seed, label, index)
+    lines = GENERATORS[label](rng)
+    page = render_lines(lines, rng, narrow=label == "receipt")
+    return HARD_CAPTURES[capture](page, rng), "\n".join(text for _, text in lines)
+
+
 def encode(page: Image.Image, file_format: str, rng: random.Random) -> bytes:
     buffer = io.BytesIO()
     if file_format == "jpg":

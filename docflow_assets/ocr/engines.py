@@ -76,10 +76,15 @@ class OcrEngine(Protocol):
     def read(self, image: Image.Image, language: str) -> PageText: ...
 
 
+AUTOMATIC_LAYOUT = 3  # Tesseract's page segmentation modes (--psm)
+SINGLE_BLOCK = 6
+
+
 class TesseractEngine:
     name = "tesseract"
 
-    def __init__(self, page_segmentation_mode: int = 3) -> None:
+    def __init__(self, page_segmentation_mode: int = AUTOMATIC_LAYOUT) -> None:
+        self.page_segmentation_mode = page_segmentation_mode
         self.config = f"--psm {page_segmentation_mode}"
 
     def read(self, image: Image.Image, language: str) -> PageText:

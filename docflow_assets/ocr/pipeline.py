@@ -5,17 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
 from docflow_assets.ocr.cascade import cascade
 from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
-from docflow_assets.ocr.engines import OcrEngine, PageText, TesseractEngine
+from docflow_assets.ocr.engines import (
+    AUTOMATIC_LAYOUT,
+    SINGLE_BLOCK,
+    OcrEngine,
+    PageText,
+    TesseractEngine,
+)
 from docflow_assets.ocr.ensemble import ensemble
+from docflow_assets.ocr.layout import table_split_into_columns
 from docflow_assets.ocr.pages import iter_page_images
 from docflow_assets.ocr.preprocess import (
     PreprocessConfig,
     detect_orientation,
+    even_out_lighting,
     guess_quarter_turn,
     orientation_record,
     preprocess,
@@ -86,15 +95,19 @@ def read_upright(
     lazy = options.mode in LAZY_ORIENTATION_MODES and isinstance(reader, TesseractEngine)
     if "orientation" not in steps.steps or not lazy:
         prepared, record = preprocess(page, steps)
-        text = reader.read(prepared, options.language)
+        text = _rows_kept(prepared, reader.read(prepared, options.language), reader, record)
         text.preprocessing = record
         return prepared, text
-    upright_steps = steps.without("orientation")
+    upright_steps = steps.without("illumination", "orientation")
     grey = to_grey(page)
+    lighting: dict[str, Any] = {}
+    if "illumination" in steps.steps:
+        grey, lighting = even_out_lighting(grey)
     guess, skew = guess_quarter_turn(grey)
-    guessed = Image.fromarray(rotate_quarter(grey, guess)) if guess else page
-    prepared, record = preprocess(guessed, upright_steps, known_skew=skew)
-    record["orientation_guess"] = guess
+    prepared, record = preprocess(
+        Image.fromarray(rotate_quarter(grey, guess)), upright_steps, known_skew=skew
+    )
+    record.update(lighting, orientation_guess=guess)
     text = reader.read(prepared, options.language)
     if text.mean_confidence >= UPRIGHT_CONFIDENCE and len(text.words) >= UPRIGHT_MIN_WORDS:
         record.update(orientation_rotated=guess, orientation_checked=False)
@@ -108,9 +121,29 @@ def read_upright(
             prepared, again = preprocess(turned, upright_steps)
             record.update({key: value for key, value in again.items() if key != "steps"})
             text = reader.read(prepared, options.language)
+    text = _rows_kept(prepared, text, reader, record)
     record["steps"] = list(steps.steps)
     text.preprocessing = record
     return prepared, text
+
+
+def _rows_kept(
+    prepared: Image.Image, text: PageText, reader: OcrEngine, record: dict[str, Any]
+) -> PageText:
+    """Tesseract's automatic-layout reading, or, where that cut a table's rows into columns,
+    a second reading of the page as one block (the first one's time included)."""
+    automatic = (
+        isinstance(reader, TesseractEngine) and reader.page_segmentation_mode == AUTOMATIC_LAYOUT
+    )
+    if not automatic:
+        return text
+    split = table_split_into_columns(text.words)
+    record["table_read_by_rows"] = split
+    if not split:
+        return text
+    by_rows = TesseractEngine(SINGLE_BLOCK).read(prepared, text.language)
+    by_rows.seconds += text.seconds
+    return by_rows
 
 
 def ocr_document(
