@@ -181,6 +181,13 @@ def test_a_thermal_receipt_keeps_its_rows_together() -> None:
     assert character_error_rate(truth, by_columns.text) > 0.4
 
 
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (5, 40), (200, 200)])
+def test_default_preprocessing_copes_with_tiny_and_blank_pages(size: tuple[int, int]) -> None:
+    page, record = preprocess(Image.new("L", size, 255), PreprocessConfig())
+    assert page.size == size
+    assert record["illumination_flattened"] is False and record["upscale_factor"] == 1.0
+
+
 def test_a_clean_scan_is_neither_enlarged_nor_relit_nor_read_as_a_table(real_scans: Path) -> None:
     record = read_png(Image.open(real_scans / "phototest.tif")).preprocessing
     assert record["upscale_factor"] == 1.0
