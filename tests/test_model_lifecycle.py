@@ -210,3 +210,41 @@ def test_retrain_is_requested_after_enough_new_labels_and_not_before(
         )
         # One run for both: the classifier's blocking checks stop the deploy inside that run.
         assert {"document_classifier", "deployed_model"} <= requested(now)
+
+
+def test_predictions_score_with_the_version_that_made_the_features(
+    home_copy: DocflowSettings,
+    trained_home: TrainedHome,
+    training_corpus: tuple[Path, list[RenderedDocument]],
+) -> None:
+    from docflow_assets.defs.documents import predictions, tfidf_features
+    from tests.conftest import today_partition
+
+    holdout = sorted(trained_home.holdout)
+
+    def materialize_only(asset):  # type: ignore[no-untyped-def]
+        name = asset.key.to_user_string()
+        return materialize(
+            [tfidf_features, predictions],
+            selection=[asset.key],
+            resources=resources(home_copy, training=False),
+            partition_key=today_partition(),
+            run_config={"ops": {name: {"config": {"document_ids": holdout}}}},
+        )
+
+    assert materialize_only(tfidf_features).success
+    # The alias moves between the features and the predictions, as a deployment can.
+    _, rendered = training_corpus
+    newer = train_classifier(
+        [d.text for d in rendered], [d.label for d in rendered], TrainingConfig(max_epochs=3)
+    )
+    store = registry(home_copy)
+    newer_version = store.log_training(newer, "hash-newer", {}).version
+    store.deploy(home_copy.model_alias, newer_version)
+
+    scored = materialize_only(predictions)
+    assert scored.success
+    (materialization,) = scored.asset_materializations_for_node("predictions")
+    assert materialization.metadata["model_version"].value == trained_home.model_version
+    assert trained_home.model_version != newer_version
+    assert materialization.metadata["rows"].value == len(holdout)

@@ -21,7 +21,12 @@ from sqlalchemy.exc import OperationalError
 
 from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
-from docflow_assets.ml.feature_store import features_key, load_features, save_features
+from docflow_assets.ml.feature_store import (
+    StoredFeatures,
+    features_key,
+    load_features,
+    save_features,
+)
 from docflow_assets.ml.training_set import class_distribution, current_snapshot, total_variation
 from docflow_assets.ocr.language import page_script, script_mismatch
 from docflow_assets.ocr.pipeline import OcrOptions, OcrRequest, ocr_documents
@@ -268,8 +273,8 @@ def tfidf_features(
         texts = document_texts(session, ids, prefer=settings.ocr_mode)
     started = time.perf_counter()
     matrix = deployed.classifier.vectorizer.transform([texts.get(i, "") for i in ids])
-    key = features_key(_day(context), deployed.version, config.document_ids)
-    save_features(docflow.store(), key, ids, matrix)
+    key = features_key(_day(context), config.document_ids)
+    save_features(docflow.store(), key, StoredFeatures(ids, matrix, deployed.version))
     cells = matrix.shape[0] * matrix.shape[1]
     return MaterializeResult(
         metadata={
@@ -313,17 +318,18 @@ def _drift_check(docflow: DocflowResource, recent: list[str]) -> AssetCheckResul
 def predictions(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
 ) -> MaterializeResult:
-    settings = docflow.settings()
-    deployed = docflow.registry().load_alias(settings.model_alias)
-    if deployed is None:
-        context.log.warning("No model is deployed yet; nothing to predict with.")
+    try:
+        features = load_features(docflow.store(), features_key(_day(context), config.document_ids))
+    except ObjectNotFound:
+        context.log.warning("No features for this batch: no model was deployed to make them.")
         return MaterializeResult(
             metadata={"rows": 0, "skipped": "no deployed model"},
             check_results=[_drift_check(docflow, [])],
         )
-    key = features_key(_day(context), deployed.version, config.document_ids)
-    ids, matrix = load_features(docflow.store(), key)
-    scored = dict(zip(ids, deployed.classifier.score_features(matrix), strict=True))
+    # The version that made the features, even if the alias has moved on since.
+    deployed = docflow.registry().load(features.model_version)
+    ids = features.document_ids
+    scored = dict(zip(ids, deployed.classifier.score_features(features.matrix), strict=True))
     classes: Counter[str] = Counter()
     preview = []
     with session_scope(docflow.database) as session:
