@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PIL import Image
@@ -17,9 +17,10 @@ from docflow_assets.ocr.engines import (
     OcrEngine,
     PageText,
     TesseractEngine,
+    text_from_words,
 )
 from docflow_assets.ocr.ensemble import ensemble
-from docflow_assets.ocr.layout import table_split_into_columns
+from docflow_assets.ocr.layout import rows_across_blocks, table_split_into_columns
 from docflow_assets.ocr.pages import iter_page_images
 from docflow_assets.ocr.preprocess import (
     PreprocessConfig,
@@ -95,7 +96,9 @@ def read_upright(
     lazy = options.mode in LAZY_ORIENTATION_MODES and isinstance(reader, TesseractEngine)
     if "orientation" not in steps.steps or not lazy:
         prepared, record = preprocess(page, steps)
-        text = _rows_kept(prepared, reader.read(prepared, options.language), reader, record)
+        text = _rows_kept(
+            prepared, reader.read(prepared, options.language), reader, record, options.mode
+        )
         text.preprocessing = record
         return prepared, text
     upright_steps = steps.without("illumination", "orientation")
@@ -121,26 +124,32 @@ def read_upright(
             prepared, again = preprocess(turned, upright_steps)
             record.update({key: value for key, value in again.items() if key != "steps"})
             text = reader.read(prepared, options.language)
-    text = _rows_kept(prepared, text, reader, record)
+    text = _rows_kept(prepared, text, reader, record, options.mode)
     record["steps"] = list(steps.steps)
     text.preprocessing = record
     return prepared, text
 
 
 def _rows_kept(
-    prepared: Image.Image, text: PageText, reader: OcrEngine, record: dict[str, Any]
+    prepared: Image.Image, text: PageText, reader: OcrEngine, record: dict[str, Any], mode: str
 ) -> PageText:
     """Tesseract's automatic-layout reading, or, where that cut a table's rows into columns,
-    a second reading of the page as one block (the first one's time included)."""
+    its words put back into rows (free, the tesseract mode) or a second reading of the page as
+    one block (twice as accurate again; the modes that already spend time on accuracy)."""
     automatic = (
         isinstance(reader, TesseractEngine) and reader.page_segmentation_mode == AUTOMATIC_LAYOUT
     )
     if not automatic:
         return text
     split = table_split_into_columns(text.words)
-    record["table_read_by_rows"] = split
+    record["table_split_into_columns"] = split
     if not split:
         return text
+    if mode == "tesseract":
+        record["table_rows_from"] = "words regrouped into rows"
+        words = rows_across_blocks(text.words)
+        return replace(text, words=words, text=text_from_words(words))
+    record["table_rows_from"] = "second reading as one block"
     by_rows = TesseractEngine(SINGLE_BLOCK).read(prepared, text.language)
     by_rows.seconds += text.seconds
     return by_rows
