@@ -19,6 +19,12 @@ ROW_ALIGNED_SHARE = 0.3  # of lines with a line of another block beside them, at
 MAX_TABLE_WORDS_PER_LINE = 3  # median words per line; prose columns run 6 and more
 
 
+def _same_height(top: int, bottom: int, other_top: int, other_bottom: int) -> bool:
+    """Overlapping by more than half the shorter one's height."""
+    overlap = min(bottom, other_bottom) - max(top, other_top)
+    return overlap > 0.5 * min(bottom - top, other_bottom - other_top)
+
+
 @dataclass
 class _Line:
     block: int
@@ -30,10 +36,9 @@ class _Line:
 
     def beside(self, other: _Line) -> bool:
         """At the same height, in another block, left or right of this line."""
-        overlap = min(self.bottom, other.bottom) - max(self.top, other.top)
-        shorter = min(self.bottom - self.top, other.bottom - other.top)
         apart = other.left >= self.right or other.right <= self.left
-        return other.block != self.block and apart and overlap > 0.5 * shorter
+        level = _same_height(self.top, self.bottom, other.top, other.bottom)
+        return other.block != self.block and apart and level
 
 
 def _lines(words: list[Word]) -> dict[int, _Line]:
@@ -68,12 +73,10 @@ class _Row:
 
     def takes(self, line: _Line) -> bool:
         """At the row's height, and clear of every line already in it."""
-        overlap = min(self.bottom, line.bottom) - max(self.top, line.top)
-        shorter = min(self.bottom - self.top, line.bottom - line.top)
         clear = all(
             line.right <= member.left or line.left >= member.right for member in self.members
         )
-        return clear and overlap > 0.5 * shorter
+        return clear and _same_height(self.top, self.bottom, line.top, line.bottom)
 
 
 def rows_across_blocks(words: list[Word]) -> list[Word]:
