@@ -149,6 +149,14 @@ def _ink_above_and_below_lines(grey: np.ndarray) -> tuple[int, int]:
     return above, below
 
 
+def _small_copy(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """The page at most GUESS_WIDTH px across, and the scale it was shrunk by."""
+    scale = min(1.0, GUESS_WIDTH / max(grey.shape))
+    if scale == 1.0:
+        return grey, scale
+    return cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+
+
 def guess_quarter_turn(grey: np.ndarray) -> tuple[int, float]:
     """Clockwise degrees (0/90/180/270) that probably turn the page upright, and the page's skew
     once turned, in milliseconds and without Tesseract: text lines run across (the row profile
@@ -156,8 +164,7 @@ def guess_quarter_turn(grey: np.ndarray) -> tuple[int, float]:
     descenders. A page not clearly turned (little text, charts, a script without that asymmetry)
     counts as upright. A wrong guess costs time, not text: the first reading is then unsure and
     Tesseract's orientation pass decides."""
-    scale = min(1.0, GUESS_WIDTH / max(grey.shape))
-    small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    small, _ = _small_copy(grey)
     ink = _ink(small)
     # Each way's sharpest profile; read across, its angle is already the page's skew.
     across_skew, across = _level(ink)
@@ -190,13 +197,6 @@ def text_height(grey: np.ndarray) -> float | None:
     widths = stats[1:, cv2.CC_STAT_WIDTH]
     glyphs = heights[(heights >= 4) & (heights <= grey.shape[0] / 10) & (widths <= heights * 4)]
     return float(np.median(glyphs)) if len(glyphs) >= 20 else None
-
-
-def _small_copy(grey: np.ndarray) -> tuple[np.ndarray, float]:
-    scale = min(1.0, GUESS_WIDTH / max(grey.shape))
-    if scale == 1.0:
-        return grey, scale
-    return cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
 
 
 def page_text_height(grey: np.ndarray) -> float | None:
