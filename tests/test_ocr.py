@@ -144,10 +144,12 @@ def test_small_text_is_upscaled(real_scans: Path) -> None:
     assert bigger.width == pytest.approx(small.width * record["upscale_factor"], rel=0.01)
 
 
-def read_png(page: Image.Image, preprocessing: PreprocessConfig | None = None) -> PageText:
+def read_png(
+    page: Image.Image, preprocessing: PreprocessConfig | None = None, mode: str = "tesseract"
+) -> PageText:
     buffer = io.BytesIO()
     page.save(buffer, format="PNG")
-    options = OcrOptions(preprocessing=preprocessing or PreprocessConfig())
+    options = OcrOptions(preprocessing=preprocessing or PreprocessConfig(), mode=mode)
     (text,) = ocr_document(buffer.getvalue(), "image/png", options)
     return text
 
@@ -180,9 +182,7 @@ def test_a_thermal_receipt_keeps_its_rows_together() -> None:
     assert regrouped.preprocessing["table_split_into_columns"] is True
     assert regrouped.preprocessing["table_rows_from"] == "words regrouped into rows"
     assert character_error_rate(truth, regrouped.text) < 0.2
-    buffer = io.BytesIO()
-    page.save(buffer, format="PNG")
-    (reread,) = ocr_document(buffer.getvalue(), "image/png", OcrOptions(mode="cascade"))
+    reread = read_png(page, mode="cascade")
     assert reread.preprocessing["table_rows_from"] == "second reading as one block"
     assert character_error_rate(truth, reread.text) < character_error_rate(truth, regrouped.text)
 
@@ -201,7 +201,7 @@ def test_a_clean_scan_is_neither_enlarged_nor_relit_nor_read_as_a_table(real_sca
     assert record["table_split_into_columns"] is False
 
 
-def _words_in_rows(rows: list[list[tuple[str, int]]]) -> list[Word]:
+def _words_in_rows(rows: list[list[tuple[str, tuple[int, int]]]]) -> list[Word]:
     """Words at (x, block) on rows 40 px apart, 10 px per character; one line per row and block."""
     words, lines = [], {}
     for row_number, row in enumerate(rows):
