@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word
+from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word, split_words
 
 # Tesseract language codes to EasyOCR's; only English weights ship offline.
 EASYOCR_LANGUAGES = {"eng": "en"}
@@ -38,21 +38,6 @@ def easyocr_languages(language: str) -> tuple[str, ...]:
     if missing:
         raise UnsupportedLanguage(f"EasyOCR has no offline weights for {', '.join(missing)}")
     return tuple(EASYOCR_LANGUAGES[part] for part in language.split("+"))
-
-
-def split_words(
-    text: str, box: tuple[int, int, int, int], confidence: float, line: int
-) -> list[Word]:
-    """Split a recognised segment into words with boxes proportional to their length."""
-    left, top, width, height = box
-    tokens = text.split()
-    total = sum(len(token) for token in tokens) + max(len(tokens) - 1, 0)
-    words, offset = [], 0
-    for token in tokens:
-        share = int(width * len(token) / max(total, 1))
-        words.append(Word(token, (left + offset, top, share, height), confidence, line))
-        offset += share + int(width / max(total, 1))
-    return words
 
 
 class EasyOcrEngine:

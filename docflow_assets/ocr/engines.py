@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytesseract
+import tesserocr
 from PIL import Image
 
 # Tesseract's OpenMP threads fight over 2 cores (3x slower); parallelise across pages instead.
@@ -51,13 +54,34 @@ def text_from_words(words: list[Word]) -> str:
     return "\n".join(" ".join(lines[number]) for number in sorted(lines))
 
 
+def split_words(
+    text: str, box: tuple[int, int, int, int], confidence: float, line: int
+) -> list[Word]:
+    """Split a recognised segment into words with boxes proportional to their length."""
+    left, top, width, height = box
+    tokens = text.split()
+    total = sum(len(token) for token in tokens) + max(len(tokens) - 1, 0)
+    words, offset = [], 0
+    for token in tokens:
+        share = int(width * len(token) / max(total, 1))
+        words.append(Word(token, (left + offset, top, share, height), confidence, line))
+        offset += share + int(width / max(total, 1))
+    return words
+
+
 class UnsupportedLanguage(ValueError):
     pass
 
 
+# tesserocr's wheel bundles libtesseract but no language data: it reads the system's.
+TESSDATA = os.environ.get("TESSDATA_PREFIX", "/usr/share/tesseract-ocr/5/tessdata/")
+
+
 @cache
 def installed_languages() -> frozenset[str]:
-    return frozenset(pytesseract.get_languages(config=""))
+    return frozenset(
+        path.stem for path in Path(TESSDATA).glob("*.traineddata") if path.stem != "osd"
+    ) or frozenset(pytesseract.get_languages(config=""))
 
 
 def check_languages(language: str) -> None:
@@ -78,42 +102,40 @@ class OcrEngine(Protocol):
 
 AUTOMATIC_LAYOUT = 3  # Tesseract's page segmentation modes (--psm)
 SINGLE_BLOCK = 6
+SINGLE_LINE = 7
+
+
+_apis = threading.local()
+
+
+def tesseract_api(language: str, page_segmentation_mode: int) -> tesserocr.PyTessBaseAPI:
+    """One loaded Tesseract per thread, language and layout mode: loading a language costs
+    ~0.1 s, and an API object must not be shared between threads (tesserocr releases the GIL)."""
+    cache: dict[tuple[str, int], tesserocr.PyTessBaseAPI] = _apis.__dict__.setdefault("cache", {})
+    key = (language, page_segmentation_mode)
+    if key not in cache:
+        cache[key] = tesserocr.PyTessBaseAPI(
+            path=TESSDATA, lang=language, psm=page_segmentation_mode
+        )
+    return cache[key]
 
 
 class TesseractEngine:
+    """Tesseract in-process through tesserocr: no subprocess and no image file per page (on 63
+    real receipts the same word F1 as the CLI at three quarters of its CPU time)."""
+
     name = "tesseract"
 
     def __init__(self, page_segmentation_mode: int = AUTOMATIC_LAYOUT) -> None:
         self.page_segmentation_mode = page_segmentation_mode
-        self.config = f"--psm {page_segmentation_mode}"
 
     def read(self, image: Image.Image, language: str) -> PageText:
         started = time.perf_counter()
-        uncompressed = image.copy()
-        # pytesseract hands the page over as a file. Uncompressed TIFF costs no compression
-        # time and is the format Leptonica reads fastest (callgrind on a 300 dpi page: 3% of
-        # Tesseract's instructions fewer than BMP, 1% fewer than PNG, 5% fewer than PGM).
-        uncompressed.format = "TIFF"
-        uncompressed.info = {}
-        data = pytesseract.image_to_data(
-            uncompressed, lang=language, config=self.config, output_type=pytesseract.Output.DICT
-        )
-        words: list[Word] = []
-        line_keys: dict[tuple[int, int, int], int] = {}
-        for index, raw_text in enumerate(data["text"]):
-            text = raw_text.strip()
-            confidence = float(data["conf"][index])
-            if not text or confidence < 0:
-                continue
-            key = (data["block_num"][index], data["par_num"][index], data["line_num"][index])
-            line = line_keys.setdefault(key, len(line_keys))
-            box = (
-                int(data["left"][index]),
-                int(data["top"][index]),
-                int(data["width"][index]),
-                int(data["height"][index]),
-            )
-            words.append(Word(text, box, confidence / 100.0, line, int(data["block_num"][index])))
+        api = tesseract_api(language, self.page_segmentation_mode)
+        api.SetImage(image)
+        api.Recognize()
+        words = _words(api)
+        api.Clear()
         return PageText(
             engine=self.name,
             language=language,
@@ -121,3 +143,40 @@ class TesseractEngine:
             seconds=time.perf_counter() - started,
             text=text_from_words(words),
         )
+
+    def read_line(self, crop: Image.Image, language: str) -> list[tuple[str, float]]:
+        """Recognition of a crop holding one text line: its words and confidences."""
+        api = tesseract_api(language, SINGLE_LINE)
+        api.SetImage(crop)
+        api.Recognize()
+        words = [(word.text, word.confidence) for word in _words(api)]
+        api.Clear()
+        return words
+
+
+def _words(api: tesserocr.PyTessBaseAPI) -> list[Word]:
+    """The recognised words with Tesseract's block and line numbering."""
+    iterator = api.GetIterator()
+    words: list[Word] = []
+    if iterator is None:
+        return words
+    level = tesserocr.RIL.WORD
+    block = line = -1
+    while True:
+        if iterator.IsAtBeginningOf(tesserocr.RIL.BLOCK):
+            block += 1
+        if iterator.IsAtBeginningOf(tesserocr.RIL.TEXTLINE):
+            line += 1
+        box = iterator.BoundingBox(level)
+        try:
+            text = (iterator.GetUTF8Text(level) or "").strip()
+        except RuntimeError:  # an empty word (a speck the layout kept)
+            text = ""
+        confidence = iterator.Confidence(level)
+        if text and box is not None and confidence >= 0:
+            left, top, right, bottom = box
+            words.append(
+                Word(text, (left, top, right - left, bottom - top), confidence / 100, line, block)
+            )
+        if not iterator.Next(level):
+            return words

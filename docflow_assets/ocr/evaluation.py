@@ -1,9 +1,17 @@
-"""Character and word error rates against ground truth."""
+"""How close OCR text is to ground truth: character and word error rates, and word F1.
+
+Word F1 is the ICDAR 2019 SROIE task-2 measure used for receipts: both texts split on
+whitespace, true positives the multiset intersection of the two bags of words, case-sensitive,
+summed over a corpus before dividing. It ignores reading order, which receipts' side-by-side
+columns make ambiguous; CER does not, and suits pages with one reading order.
+"""
 
 from __future__ import annotations
 
+import csv
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +40,45 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return Levenshtein.distance(words, guess) / len(words)
 
 
+@dataclass
+class WordCounts:
+    """Words right, read and expected; add pages up before taking the ratios."""
+
+    matched: int = 0
+    read: int = 0
+    expected: int = 0
+
+    def __add__(self, other: WordCounts) -> WordCounts:
+        return WordCounts(
+            self.matched + other.matched, self.read + other.read, self.expected + other.expected
+        )
+
+    @property
+    def precision(self) -> float:
+        return self.matched / self.read if self.read else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.matched / self.expected if self.expected else 0.0
+
+    @property
+    def f1(self) -> float:
+        total = self.precision + self.recall
+        return 2 * self.precision * self.recall / total if total else 0.0
+
+
+def word_counts(reference: str, hypothesis: str) -> WordCounts:
+    expected, read = Counter(reference.split()), Counter(hypothesis.split())
+    return WordCounts(sum((expected & read).values()), sum(read.values()), sum(expected.values()))
+
+
+def receipt_transcript(path: Path) -> str:
+    """The text of a SROIE-style ground-truth file: one line per row, eight corner
+    coordinates, then the transcript (which may itself hold commas)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        return "\n".join(",".join(row[8:]) for row in csv.reader(handle) if len(row) > 8)
+
+
 @dataclass(frozen=True)
 class EvaluationRow:
     mode: str
@@ -45,8 +92,21 @@ class EvaluationRow:
         return self.pages / self.seconds if self.seconds else 0.0
 
 
+def receipt_pairs(folder: Path) -> list[tuple[Path, str]]:
+    """Each ``images/NAME.*`` of a receipts folder with the transcript of ``gt/NAME.csv``."""
+    pairs = []
+    for image in sorted((folder / "images").iterdir()):
+        truth = folder / "gt" / f"{image.stem}.csv"
+        if image.is_file() and truth.is_file():
+            pairs.append((image, receipt_transcript(truth)))
+    return pairs
+
+
 def ground_truth_pairs(folder: Path) -> list[tuple[Path, str]]:
-    """Each document with a ``NAME.gt.txt`` or ``NAME.txt`` beside it, and that text."""
+    """Each document with its ground truth: ``NAME.gt.txt`` or ``NAME.txt`` beside it, or, in a
+    receipts folder (``images/`` and ``gt/``), a SROIE-style ``gt/NAME.csv``."""
+    if (folder / "images").is_dir() and (folder / "gt").is_dir():
+        return receipt_pairs(folder)
     pairs = []
     for path in sorted(folder.iterdir()):
         if not path.is_file() or path.suffix.lower() in {".txt", ".csv", ".uzn", ".md"}:

@@ -78,9 +78,9 @@ def detect_orientation(grey: np.ndarray) -> Orientation | None:
 
 def orientation_record(orientation: Orientation | None) -> dict[str, Any]:
     if orientation is None:
-        return {"orientation_rotated": None}
+        return {"orientation_osd": None}
     return {
-        "orientation_rotated": orientation.rotate,
+        "orientation_osd": orientation.rotate,
         "script": orientation.script,
         "script_confidence": orientation.script_confidence,
     }
@@ -258,6 +258,7 @@ def preprocess(
     if "orientation" in config.steps:
         orientation = detect_orientation(grey)
         record.update(orientation_record(orientation))
+        record["orientation_rotated"] = orientation.rotate if orientation else 0
         if orientation and orientation.rotate:
             grey = rotate_quarter(grey, orientation.rotate)
     if "deskew" in config.steps:

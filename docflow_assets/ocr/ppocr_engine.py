@@ -1,0 +1,127 @@
+"""PP-OCRv6 (small detection and recognition models) run by onnxruntime through ``rapidocr``.
+
+The models ship inside the ``rapidocr`` wheel and are named by path, so nothing is ever
+downloaded. One onnxruntime thread per engine: on 2 cores two threads were slower than one, so
+the pipeline parallelises across pages and documents instead. The direction classifier stays
+off: pages reach the engine upright (same word F1 on receipts, 10-15% faster).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word, text_from_words
+from docflow_assets.ocr.reading_order import Line, reading_order
+
+# Tesseract language codes of the Latin-script languages PP-OCRv6's multilingual models read.
+PPOCR_LANGUAGES = frozenset(
+    {"eng", "deu", "fra", "spa", "ita", "por", "nld", "pol", "ces", "slk", "slv", "hrv", "hun"}
+    | {"ron", "swe", "dan", "nor", "fin", "est", "lav", "lit", "tur", "cat", "glg", "eus", "isl"}
+    | {"gle", "cym", "lat", "msa", "ind", "vie", "tgl", "afr", "sqi", "mlt", "swa", "uzb", "aze"}
+)
+_engines = threading.local()
+
+
+def ppocr_supports(language: str) -> bool:
+    return all(part in PPOCR_LANGUAGES for part in language.split("+"))
+
+
+def check_ppocr_language(language: str) -> None:
+    unsupported = [part for part in language.split("+") if part not in PPOCR_LANGUAGES]
+    if unsupported:
+        raise UnsupportedLanguage(
+            f"PP-OCR reads Latin-script languages only, not {', '.join(unsupported)}"
+        )
+
+
+def model_paths() -> tuple[Path, Path]:
+    """The detection and recognition models inside the installed ``rapidocr`` package."""
+    import rapidocr
+
+    folder = Path(rapidocr.__file__).parent / "models"
+    return folder / "PP-OCRv6_det_small.onnx", folder / "PP-OCRv6_rec_small.onnx"
+
+
+def rapid_ocr() -> Any:
+    """One loaded engine per thread (onnxruntime sessions load in ~0.5 s)."""
+    engine = getattr(_engines, "engine", None)
+    if engine is None:
+        from rapidocr import RapidOCR
+
+        detection, recognition = model_paths()
+        engine = RapidOCR(
+            params={
+                "Global.use_cls": False,
+                "Global.log_level": "error",
+                "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                "Det.model_path": str(detection),
+                "Rec.model_path": str(recognition),
+            }
+        )
+        _engines.engine = engine
+    return engine
+
+
+def _bgr(image: Image.Image) -> np.ndarray:
+    rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _box(points: Any) -> tuple[int, int, int, int]:
+    xs = [int(point[0]) for point in points]
+    ys = [int(point[1]) for point in points]
+    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+
+class PpOcrEngine:
+    name = "ppocr"
+
+    def read(self, image: Image.Image, language: str) -> PageText:
+        """Detect the page's text lines and recognise each; words keep their own boxes and
+        the line's recognition score."""
+        check_ppocr_language(language)
+        started = time.perf_counter()
+        output = rapid_ocr()(_bgr(image), return_word_box=True)
+        lines = [
+            Line(
+                _box(points),
+                [
+                    (str(text).strip(), float(score), _box(word_points))
+                    for text, score, word_points in words
+                    if str(text).strip()
+                ],
+            )
+            for points, words in zip(
+                output.boxes if output.boxes is not None else [],
+                output.word_results or [],
+                strict=False,
+            )
+        ]
+        words: list[Word] = []
+        for number, (block, line) in enumerate(reading_order([ln for ln in lines if ln.words])):
+            words += [Word(text, box, score, number, block) for text, score, box in line.words]
+        return PageText(
+            self.name,
+            language,
+            words,
+            time.perf_counter() - started,
+            text=text_from_words(words),
+        )
+
+    def read_line(self, crop: np.ndarray, language: str) -> tuple[str, float]:
+        """Recognition only, on a greyscale crop holding one text line."""
+        check_ppocr_language(language)
+        if crop.size == 0:
+            return "", 0.0
+        bgr = np.ascontiguousarray(np.repeat(crop[:, :, None], 3, axis=2))
+        output = rapid_ocr()(bgr, use_det=False, use_cls=False, use_rec=True)
+        if not output.txts:
+            return "", 0.0
+        return str(output.txts[0]), float(output.scores[0])
