@@ -37,6 +37,99 @@ def demo_data(out_dir: Path, per_class: int, seed: int) -> None:
     console.print(f"{len(documents)} documents and labels.csv written to {out_dir}")
 
 
+@main.command("ocr")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--mode",
+    type=click.Choice(OCR_MODES),
+    help="OCR mode (default: DOCFLOW_OCR_MODE, cascade unless set).",
+)
+@click.option("--lang", "language", help="Tesseract languages, e.g. eng+rus (default: eng).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: each file's text; json: one JSON object a line (file, pages, text, "
+    "mean_confidence, engine, seconds).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Processes reading files at once (default: cores).",
+)
+def ocr_files(
+    files: tuple[Path, ...],
+    mode: str | None,
+    language: str | None,
+    output_format: str,
+    workers: int | None,
+) -> None:
+    """Read the text of FILES (PNG, JPEG, TIFF, PDF, ...) with the pipeline the assets use.
+
+    Text goes to stdout, progress to stderr. Exit code 1 when any file could not be read.
+    """
+    import json
+    import sys
+
+    from docflow_assets.ingest import RejectedDocument, inspect_content
+    from docflow_assets.ocr.engines import UnsupportedLanguage, check_languages
+    from docflow_assets.ocr.pipeline import OcrRequest, iter_ocr_documents
+
+    settings = DocflowSettings()
+    options = OcrOptions.from_settings(settings, language)
+    if mode:
+        options = OcrOptions(**{**options.__dict__, "mode": mode})
+    try:
+        check_languages(options.language)
+    except UnsupportedLanguage as error:
+        raise click.UsageError(str(error)) from error
+    errors = Console(stderr=True, soft_wrap=True)
+    requests, names, failed = [], {}, 0
+    for index, path in enumerate(files):
+        try:
+            data = path.read_bytes()
+            requests.append(OcrRequest(index, data, inspect_content(data, settings).content_type))
+            names[index] = path
+        except (OSError, RejectedDocument) as error:
+            failed += 1
+            errors.print(f"[red]cannot read[/red] {path}: {getattr(error, 'message', error)}")
+    with Progress(console=errors, transient=True, disable=len(requests) < 2) as progress:
+        task = progress.add_task("OCR", total=len(requests))
+        for document in iter_ocr_documents(requests, options, workers or os.cpu_count() or 1):
+            progress.advance(task)
+            path = names[document.document_id]
+            if document.error:
+                failed += 1
+                errors.print(f"[red]OCR failed[/red] {path}: {document.error}")
+                continue
+            pages = document.pages
+            if output_format == "json":
+                words = [word for page in pages for word in page.words]
+                record = {
+                    "file": str(path),
+                    "pages": len(pages),
+                    "text": document.text,
+                    "mean_confidence": round(
+                        sum(w.confidence for w in words) / len(words) if words else 0.0, 4
+                    ),
+                    "engine": pages[0].engine if pages else options.mode,
+                    "read_by": sorted(
+                        {str(p.preprocessing.get("read_by", p.engine)) for p in pages}
+                    ),
+                    "seconds": round(sum(page.seconds for page in pages), 3),
+                }
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                if len(files) > 1:
+                    sys.stdout.write(f"==> {path} <==\n")
+                sys.stdout.write(document.text.rstrip("\n") + "\n")
+            sys.stdout.flush()
+    if failed:
+        raise SystemExit(1)
+
+
 @main.command("ocr-eval")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(

@@ -497,3 +497,31 @@ def test_detected_lines_read_prose_columns_one_after_the_other_and_tables_by_row
     amounts = [_line(500, 30 * row, [f"{row}.90"]) for row in range(5)]
     table = [line.words[0][0] for _, line in reading_order([*amounts, *labels])]
     assert table == [word for row in range(5) for word in ("Total", f"{row}.90")]
+
+
+def test_the_ocr_command_reads_files_as_json_lines_and_fails_clearly_on_a_bad_one(
+    real_scans: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from docflow_assets.cli import main
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    scan = real_scans / "phototest.tif"
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["ocr", str(scan), str(broken), "--mode", "tesseract", "--format", "json"]
+    )
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    record = json.loads(line)
+    assert record["file"] == str(scan) and record["pages"] == 1
+    assert record["engine"] == "tesseract" and record["mean_confidence"] > 0.9
+    truth = (real_scans / "phototest.txt").read_text()
+    assert character_error_rate(truth, record["text"]) < 0.05
+    assert f"cannot read {broken}" in result.stderr and "neither a PDF nor an image" in result.stderr
+    plain = runner.invoke(main, ["ocr", str(scan), "--mode", "tesseract", "--workers", "1"])
+    assert plain.exit_code == 0 and plain.stdout.startswith("This is a lot of 12 point text")

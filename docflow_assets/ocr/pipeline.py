@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -207,12 +207,21 @@ def _ocr_request(request: OcrRequest, options: OcrOptions) -> DocumentText:
         return DocumentText(request.document_id, [], error=f"{type(error).__name__}: {error}")
 
 
+def iter_ocr_documents(
+    requests: Sequence[OcrRequest], options: OcrOptions, workers: int = 2
+) -> Iterator[DocumentText]:
+    """OCR a batch of documents, one process per core, yielding each in the batch's order as
+    soon as it and those before it are read; failures come back as ``error``."""
+    if workers <= 1 or len(requests) <= 1:
+        yield from (_ocr_request(request, options) for request in requests)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_ocr_request, request, options) for request in requests]
+        yield from (future.result() for future in futures)
+
+
 def ocr_documents(
     requests: Sequence[OcrRequest], options: OcrOptions, workers: int = 2
 ) -> list[DocumentText]:
     """OCR a batch of documents, one process per core; failures come back as ``error``."""
-    if workers <= 1 or len(requests) <= 1:
-        return [_ocr_request(request, options) for request in requests]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_ocr_request, request, options) for request in requests]
-        return [future.result() for future in futures]
+    return list(iter_ocr_documents(requests, options, workers))
