@@ -140,7 +140,11 @@ def ocr_files(
     help="Modes to compare (repeatable); default all. raw = Tesseract without preprocessing.",
 )
 def ocr_eval(folder: Path, modes: tuple[str, ...]) -> None:
-    """CER, WER and pages/second of each OCR mode against NAME.gt.txt / NAME.txt ground truth."""
+    """CER, WER, word F1 and pages/second of each OCR mode against ground truth.
+
+    FOLDER holds documents with NAME.gt.txt or NAME.txt beside them, or is a receipts folder
+    (images/NAME.jpg with SROIE-style gt/NAME.csv: eight coordinates, then the line's text).
+    """
     from dataclasses import replace
 
     from docflow_assets.ocr.evaluation import evaluate_modes, ground_truth_pairs
@@ -164,7 +168,7 @@ def ocr_eval(folder: Path, modes: tuple[str, ...]) -> None:
         if not modes or mode in modes:
             options[f"{mode} ({settings.ocr_preprocess})"] = replace(configured, mode=mode)
     table = Table(title=f"OCR on {len(pairs)} documents in {folder}")
-    for column in ("mode", "pages", "CER", "WER", "pages/s"):
+    for column in ("mode", "pages", "CER", "WER", "word F1", "pages/s"):
         table.add_column(column, justify="right")
     for row in evaluate_modes(pairs, options):
         table.add_row(
@@ -172,6 +176,7 @@ def ocr_eval(folder: Path, modes: tuple[str, ...]) -> None:
             str(row.pages),
             f"{row.cer:.3f}",
             f"{row.wer:.3f}",
+            f"{row.words.f1:.3f}",
             f"{row.pages_per_second:.2f}",
         )
     console.print(table)
@@ -206,7 +211,7 @@ def ingest_command(folder: Path, labels: Path | None) -> None:
         raise SystemExit(1)
 
 
-def _ingest(settings: DocflowSettings, folder: Path, labels: Path | None):  # type: ignore[no-untyped-def]
+def _ingest(settings: DocflowSettings, folder: Path, labels: Path | None):
     from docflow_assets.ingest import ingest_folder, read_labels
     from docflow_assets.store.database import ensure_schema
     from docflow_assets.store.objects import open_object_store
@@ -316,7 +321,7 @@ def _wait_for_documents(settings: DocflowSettings, ids: list[int], timeout: floa
     _poll("documents processed by sensor runs", len(ids), finished, timeout)
 
 
-def _wait_for_run(client, run_id: str, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _wait_for_run(client, run_id: str, timeout: float) -> None:
     from dagster import DagsterRunStatus
 
     deadline = time.monotonic() + timeout
@@ -401,7 +406,7 @@ def model() -> None:
     """The registered classifier: what is served, and rollback."""
 
 
-def _registry(settings: DocflowSettings):  # type: ignore[no-untyped-def]
+def _registry(settings: DocflowSettings):
     from docflow_assets.ml.registry import Registry
 
     return Registry(

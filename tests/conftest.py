@@ -19,7 +19,8 @@ from tests.servers import SeaweedS3
 
 TRAIN_PER_CLASS = 6
 HOLDOUT_PER_CLASS = 2
-SHARED_SCANS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-scans"
+# Public scans with their licences, in the repository so a fresh clone needs no sibling folder.
+REAL_SCANS = Path(__file__).resolve().parent / "data" / "real-scans"
 
 
 @dataclass
@@ -37,9 +38,7 @@ def today_partition() -> str:
 
 @pytest.fixture(scope="session")
 def real_scans() -> Path:
-    if not SHARED_SCANS.is_dir():
-        pytest.fail(f"real scans not found at {SHARED_SCANS}")
-    return SHARED_SCANS
+    return REAL_SCANS
 
 
 @pytest.fixture(scope="session")

@@ -522,6 +522,7 @@ def test_the_ocr_command_reads_files_as_json_lines_and_fails_clearly_on_a_bad_on
     assert record["engine"] == "tesseract" and record["mean_confidence"] > 0.9
     truth = (real_scans / "phototest.txt").read_text()
     assert character_error_rate(truth, record["text"]) < 0.05
-    assert f"cannot read {broken}" in result.stderr and "neither a PDF nor an image" in result.stderr
+    assert f"cannot read {broken}" in result.stderr
+    assert "neither a PDF nor an image" in result.stderr
     plain = runner.invoke(main, ["ocr", str(scan), "--mode", "tesseract", "--workers", "1"])
     assert plain.exit_code == 0 and plain.stdout.startswith("This is a lot of 12 point text")

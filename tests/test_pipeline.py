@@ -18,7 +18,8 @@ def test_every_document_is_ocrd_with_text_and_confidence(trained_home: TrainedHo
         documents = session.scalars(select(Document).where(Document.id.in_(ids))).all()
     assert len(documents) == len(ids) == CLASSES * (TRAIN_PER_CLASS + HOLDOUT_PER_CLASS)
     assert {row.document_id for row in rows} == {document.id for document in documents}
-    assert all(row.engine == "tesseract" and row.words for row in rows)
+    # The default cascade: every page stored under its name, read by Tesseract or PP-OCR.
+    assert all(row.engine == "cascade" and row.words for row in rows)
     assert sum(row.mean_confidence for row in rows) / len(rows) > 0.75
     assert all(len(row.text) > 80 for row in rows)
 

@@ -173,6 +173,7 @@ def ocr_text(
     empty_pages = judged_pages = 0
     mismatched: list[int] = []
     scripts: Counter[str] = Counter()
+    read_by: Counter[str] = Counter()
     preview = []
     with session_scope(docflow.database) as session:
         by_id = {document.id: session.merge(document) for document in documents}
@@ -185,6 +186,7 @@ def ocr_text(
             replace_ocr_results(session, document, result.pages)
             for page in result.pages:
                 page_confidences.append(page.mean_confidence)
+                read_by[str(page.preprocessing.get("read_by", page.engine))] += 1
                 empty_pages += not page.text.strip()
                 script = page_script(page)
                 mismatch = script_mismatch(script, page.language)
@@ -207,6 +209,7 @@ def ocr_text(
             "failed_documents": len(failed),
             "pages": pages,
             "mode": settings.ocr_mode,
+            "pages_read_by": dict(read_by),
             "languages": settings.ocr_languages,
             "preprocessing": settings.ocr_preprocess,
             "mean_confidence": round(mean_confidence, 4),

@@ -86,6 +86,7 @@ class EvaluationRow:
     cer: float
     wer: float
     seconds: float
+    words: WordCounts
 
     @property
     def pages_per_second(self) -> float:
@@ -130,6 +131,7 @@ def evaluate_modes(
     rows = []
     for mode, options in modes.items():
         char_edits = char_total = word_edits = word_total = pages = 0
+        counts = WordCounts()
         started = time.perf_counter()
         for path, truth in pairs:
             data = path.read_bytes()
@@ -143,6 +145,7 @@ def evaluate_modes(
             words = len(reference.split())
             word_edits += round(word_error_rate(truth, text) * words)
             word_total += words
+            counts += word_counts(truth, text)
         rows.append(
             EvaluationRow(
                 mode,
@@ -150,6 +153,7 @@ def evaluate_modes(
                 char_edits / max(char_total, 1),
                 word_edits / max(word_total, 1),
                 time.perf_counter() - started,
+                counts,
             )
         )
     return rows

@@ -45,6 +45,9 @@ UPRIGHT_MIN_WORDS = 5
 # 90 degrees as vertical lines, so on real receipts the two readings came within 1.11x of each
 # other either way; phototest turned left or by 180 read 2.2-2.6x stronger once turned back.
 TURNED_READS_STRONGER = 1.5
+# ...and readable itself: a faint receipt read as junk both ways (mean confidence 0.05-0.24)
+# must not be turned by junk that happens to weigh more.
+READABLE_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class OcrOptions:
     dpi: int = 300
     max_pixels: int = 60_000_000
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
-    mode: str = "tesseract"
+    mode: str = "cascade"
     cascade_threshold: float = 0.85
 
     def __post_init__(self) -> None:
@@ -123,7 +126,10 @@ def read_upright(
         if turn:
             turned, again = preprocess(Image.fromarray(rotate_quarter(grey, turn)), level_steps)
             turned_text = reader.read(turned, options.language)
-            if _reading_strength(turned_text) > TURNED_READS_STRONGER * _reading_strength(text):
+            stronger = _reading_strength(turned_text) > TURNED_READS_STRONGER * _reading_strength(
+                text
+            )
+            if stronger and turned_text.mean_confidence >= READABLE_CONFIDENCE:
                 record.update({key: value for key, value in again.items() if key != "steps"})
                 record["orientation_rotated"] = turn
                 prepared, text = turned, turned_text

@@ -3,7 +3,10 @@
 The models ship inside the ``rapidocr`` wheel and are named by path, so nothing is ever
 downloaded. One onnxruntime thread per engine: on 2 cores two threads were slower than one, so
 the pipeline parallelises across pages and documents instead. The direction classifier stays
-off: pages reach the engine upright (same word F1 on receipts, 10-15% faster).
+off: pages reach the engine upright (same word F1 on receipts, 10-15% faster). Detection sees
+the page at most 960 px on its longer side and never enlarged (rapidocr's default enlarges the
+shorter side to 736 px): on half of the real receipts word F1 0.612 -> 0.617 at 27% less time;
+800 and 1280 px scored the same.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ PPOCR_LANGUAGES = frozenset(
     | {"ron", "swe", "dan", "nor", "fin", "est", "lav", "lit", "tur", "cat", "glg", "eus", "isl"}
     | {"gle", "cym", "lat", "msa", "ind", "vie", "tgl", "afr", "sqi", "mlt", "swa", "uzb", "aze"}
 )
+DETECTION_MAX_SIDE = 960
 _engines = threading.local()
 
 
@@ -62,6 +66,8 @@ def rapid_ocr() -> Any:
                 "EngineConfig.onnxruntime.intra_op_num_threads": 1,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
                 "Det.model_path": str(detection),
+                "Det.limit_type": "max",
+                "Det.limit_side_len": DETECTION_MAX_SIDE,
                 "Rec.model_path": str(recognition),
             }
         )
