@@ -18,7 +18,7 @@ from docflow_assets.ocr.engines import (
     Word,
     text_from_words,
 )
-from docflow_assets.ocr.ensemble import ensemble
+from docflow_assets.ocr.ensemble import Calibration, ensemble
 from docflow_assets.ocr.evaluation import (
     character_error_rate,
     receipt_transcript,
@@ -422,6 +422,99 @@ def test_ppocr_refuses_a_script_it_cannot_read_and_the_mode_falls_back(real_scan
     (page,) = ocr_document(data, "image/tiff", OcrOptions(language="rus", mode="ppocr"))
     assert page.engine == "tesseract"
     assert page.preprocessing["engine_fallback"] == "ppocr cannot read rus"
+
+
+def test_easyocr_reads_a_page_with_offline_weights() -> None:
+    from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
+
+    page, truth = two_line_page()
+    result = EasyOcrEngine().read(page, "eng")
+    assert result.engine == "easyocr" and result.words
+    assert all(0 <= word.confidence <= 1 for word in result.words)
+    assert character_error_rate(truth, result.text) < 0.1
+    from docflow_assets.ocr.engines import UnsupportedLanguage
+
+    with pytest.raises(UnsupportedLanguage, match="rus"):
+        EasyOcrEngine().read(page, "rus")
+
+
+def page_of(engine: str, rows: list[list[tuple[str, int, float]]], block: int = 0) -> PageText:
+    """A reading with one row of words per entry: (text, left x, confidence), 40 px per row."""
+    words = [
+        Word(text, (left, 20 + 40 * row, 12 * len(text), 24), confidence, row, block)
+        for row, entries in enumerate(rows)
+        for text, left, confidence in entries
+    ]
+    return PageText(engine, "eng", words, 0.1, text=text_from_words(words))
+
+
+IDENTITY = Calibration({}, {})
+
+
+def test_ensemble_votes_each_aligned_word_and_keeps_lines_only_one_engine_saw() -> None:
+    """Row 1: both read it; each word goes to the surer engine, the junk and an unsure lone word
+    are dropped. Row 2: Tesseract missed the line entirely, so EasyOCR's reading stays."""
+    tesseract = page_of(
+        "tesseract",
+        [
+            [("Tota1", 10, 0.41), ("due", 90, 0.95), ("5015.18", 150, 0.92), ("~~~", 260, 0.2)],
+            [],
+        ],
+    )
+    easy = page_of(
+        "easyocr",
+        [
+            [("Total", 10, 0.9), ("due", 90, 0.9), ("5O15.18", 150, 0.3), ("ii", 300, 0.3)],
+            [("Payment", 10, 0.4), ("terms", 110, 0.4)],
+        ],
+    )
+    combined = ensemble(tesseract, easy, IDENTITY)
+    assert combined.text == "Total due 5015.18\nPayment terms"
+    assert combined.preprocessing["junk_words_dropped"] == 1
+    assert combined.engine == "ensemble"
+
+
+def test_ensemble_trusts_calibrated_not_raw_confidence() -> None:
+    tesseract = page_of("tesseract", [[("Invoice", 10, 0.7)]])
+    easy = page_of("easyocr", [[("lnvoice", 10, 0.8)]])
+    assert ensemble(tesseract, easy, IDENTITY).text == "lnvoice"
+    # EasyOCR's 0.8 is right less often than Tesseract's 0.7 on the calibration corpus.
+    calibration = Calibration(
+        {"tesseract": [0.5, 1.0], "easyocr": [0.5, 0.9, 1.0]},
+        {"tesseract": [0.3, 0.9], "easyocr": [0.2, 0.6, 0.95]},
+    )
+    assert ensemble(tesseract, easy, calibration).text == "Invoice"
+
+
+def test_ensemble_keeps_side_by_side_text_columns_apart() -> None:
+    left = [
+        [
+            (f"left{row}", 10, 0.9),
+            ("words", 80, 0.9),
+            ("of", 150, 0.9),
+            ("column", 190, 0.9),
+            ("text", 270, 0.9),
+        ]
+        for row in range(5)
+    ]
+    right = [
+        [
+            (f"right{row}", 600, 0.9),
+            ("words", 680, 0.9),
+            ("of", 750, 0.9),
+            ("column", 790, 0.9),
+            ("text", 870, 0.9),
+        ]
+        for row in range(5)
+    ]
+    tesseract = page_of("tesseract", left, block=1)
+    tesseract.words += page_of("tesseract", right, block=2).words
+    combined = ensemble(tesseract, page_of("easyocr", []), IDENTITY)
+    lines = combined.text.splitlines()
+    assert [line.split()[0] for line in lines] == [f"left{r}" for r in range(5)] + [
+        f"right{r}" for r in range(5)
+    ]
+    assert combined.preprocessing["columns"] == 2
 
 
 def noisy_and_punctuated_page() -> tuple[Image.Image, str]:

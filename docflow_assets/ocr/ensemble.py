@@ -32,6 +32,7 @@ COLUMN_MIN_LINES = 4
 COLUMN_MIN_LINE_CHARS = 25
 SEPARATORS = frozenset("-|•*/&+=#%$")
 SURE_PUNCTUATION_CONFIDENCE = 0.6
+MAX_SURE_TOKEN = 12  # characters; longer runs of symbols are noise whatever the confidence
 _JUNK_RUN = re.compile(r"[^\w\s]{3,}")
 
 
@@ -62,9 +63,13 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
 
 
 def is_junk(word: Word) -> bool:
-    """Output an engine produces on specks and noise rather than on words. A lone dash, bar or
-    bullet read with confidence is a separator, not junk."""
+    """Output an engine produces on specks and noise rather than on words. A word read with
+    confidence is never junk: receipts are full of ``:``, ``@6%:`` and ``****`` that PP-OCR
+    reads surely (dropping them cost 0.03 word F1 on real receipts). A lone dash, bar or bullet
+    read with confidence is a separator."""
     text = word.text
+    if word.confidence >= SURE_PUNCTUATION_CONFIDENCE and len(text) <= MAX_SURE_TOKEN:
+        return False
     useful = sum(character.isalnum() for character in text)
     if useful == 0:
         return text not in SEPARATORS or word.confidence < SURE_PUNCTUATION_CONFIDENCE
@@ -139,14 +144,18 @@ def _rows(candidates: list[Candidate]) -> list[list[Candidate]]:
 
 def _vote_span(a: list[Candidate], b: list[Candidate]) -> list[Candidate]:
     """Words between two agreed anchors: voted one by one when both sides have as many,
-    otherwise (split or merged words) the side likelier to be right as a whole takes it."""
+    otherwise (split or merged words) the side whose words are likelier right on average (a
+    plain product would favour whichever side has fewer words)."""
     if not a or not b:
         return [c for c in a or b if c.probability >= LONE_WORD_MIN_PROBABILITY]
     if len(a) == len(b):
         return [x if x.probability >= y.probability else y for x, y in zip(a, b, strict=True)]
-    whole_a = math.prod(c.probability for c in a)
-    whole_b = math.prod(c.probability for c in b)
-    return a if whole_a >= whole_b else b
+    return a if _mean_probability(a) >= _mean_probability(b) else b
+
+
+def _mean_probability(span: list[Candidate]) -> float:
+    """Geometric mean of the span's probabilities."""
+    return math.prod(c.probability for c in span) ** (1 / len(span))
 
 
 def _combine_row(row: list[Candidate], engines: tuple[str, str]) -> list[Candidate]:
