@@ -66,7 +66,8 @@ def ocr_files(
     output_format: str,
     workers: int | None,
 ) -> None:
-    """Read the text of FILES (PNG, JPEG, TIFF, PDF, ...) with the pipeline the assets use.
+    """Read the text of FILES (PNG, JPEG, TIFF, PDF, ...; a folder stands for the files in it)
+    with the pipeline the assets use.
 
     Text goes to stdout, progress to stderr. Exit code 1 when any file could not be read.
     """
@@ -87,7 +88,14 @@ def ocr_files(
         raise click.UsageError(str(error)) from error
     errors = Console(stderr=True, soft_wrap=True)
     requests, names, failed = [], {}, 0
-    for index, path in enumerate(files):
+    paths = [
+        member
+        for given in files
+        for member in (
+            sorted(p for p in given.iterdir() if p.is_file()) if given.is_dir() else [given]
+        )
+    ]
+    for index, path in enumerate(paths):
         try:
             data = path.read_bytes()
             requests.append(OcrRequest(index, data, inspect_content(data, settings).content_type))
@@ -122,7 +130,7 @@ def ocr_files(
                 }
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
-                if len(files) > 1:
+                if len(paths) > 1:
                     sys.stdout.write(f"==> {path} <==\n")
                 sys.stdout.write(document.text.rstrip("\n") + "\n")
             sys.stdout.flush()

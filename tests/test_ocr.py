@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
@@ -321,7 +322,6 @@ def test_multipage_tiff_pages_keep_their_order() -> None:
 
 
 def test_ocr_eval_command_prints_error_rates_per_mode(real_scans: Path, tmp_path: Path) -> None:
-    import shutil
 
     from click.testing import CliRunner
 
@@ -619,3 +619,11 @@ def test_the_ocr_command_reads_files_as_json_lines_and_fails_clearly_on_a_bad_on
     assert "neither a PDF nor an image" in result.stderr
     plain = runner.invoke(main, ["ocr", str(scan), "--mode", "tesseract", "--workers", "1"])
     assert plain.exit_code == 0 and plain.stdout.startswith("This is a lot of 12 point text")
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("b.tif", "a.tif"):
+        shutil.copy(scan, folder / name)
+    both = runner.invoke(main, ["ocr", str(folder), "--mode", "tesseract", "--workers", "2"])
+    assert both.exit_code == 0
+    headers = [line for line in both.stdout.splitlines() if line.startswith("==> ")]
+    assert headers == [f"==> {folder / 'a.tif'} <==", f"==> {folder / 'b.tif'} <=="]
