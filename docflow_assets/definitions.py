@@ -44,6 +44,9 @@ defs = Definitions(
             target=AssetSelection.groups("model"),
             default_status=DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=30,
+            # A gate refusal is a verdict, not an accident: retrying would train the same
+            # snapshot again (store outages are retried by the steps themselves).
+            run_tags={"dagster/max_retries": "0"},
         ),
     ],
     resources={

@@ -54,6 +54,12 @@ class DocflowSettings(BaseSettings):
     retrain_min_new_labels: int = Field(
         default=50, description="New or changed labels that make a new training set and a retrain."
     )
+    model_min_macro_f1: float | None = Field(
+        default=None,
+        description="Absolute cross-validated macro-F1 a model must reach to be served; unset: "
+        "no floor (the gate is relative: beat the baseline, the majority class and the served "
+        "model).",
+    )
     model_max_age_days: float = Field(
         default=7, description="Age after which the classifier fails its freshness policy."
     )

@@ -20,7 +20,7 @@ from dagster import (
 )
 from dagster_mlflow.resources import MlFlow
 
-from docflow_assets.defs.documents import ocr_text
+from docflow_assets.defs.documents import ocr_text, retry_through_outages
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.gate import (
     GateResult,
@@ -28,13 +28,24 @@ from docflow_assets.ml.gate import (
     baseline_check,
     deployed_check,
     floor_check,
+    majority_check,
 )
 from docflow_assets.ml.training import TrainingConfig, evaluate, train_classifier
-from docflow_assets.ml.training_set import current_snapshot, new_labels, save_snapshot
+from docflow_assets.ml.training_set import (
+    current_snapshot,
+    new_classes,
+    new_labels,
+    save_snapshot,
+    snapshot_by_hash,
+)
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import ModelMetric
-from docflow_assets.store.repository import document_texts, labelled_documents
+from docflow_assets.store.repository import (
+    document_texts,
+    labelled_documents,
+    labelled_documents_in_processing,
+)
 
 MIN_DOCUMENTS_PER_CLASS = 3
 MAX_CLASS_IMBALANCE = 10.0
@@ -42,7 +53,8 @@ MIN_VOCABULARY = 200
 
 
 class TrainingSetConfig(Config):
-    """``min_new_labels`` unset: DOCFLOW_RETRAIN_MIN_NEW_LABELS."""
+    """``force``: snapshot the current labels whatever changed (manual training always does;
+    the automation does not). ``min_new_labels`` unset: DOCFLOW_RETRAIN_MIN_NEW_LABELS."""
 
     min_new_labels: int | None = None
     force: bool = False
@@ -75,20 +87,31 @@ def training_set(
                 "text": [texts.get(document.id, "") for document in documents],
             }
         )
+        in_processing = labelled_documents_in_processing(session)
     store = docflow.store()
     previous = current_snapshot(store)
-    fresh = new_labels(previous[1] if previous else None, frame)
+    before = previous[1] if previous else None
+    fresh = new_labels(before, frame)
+    unknown = new_classes(before, frame)
     needed = config.min_new_labels or settings.retrain_min_new_labels
-    if previous is not None and fresh < needed and not config.force:
-        context.log.info(f"{fresh} new labels since the last snapshot; {needed} make a new one")
-        return
+    if not config.force:
+        if in_processing:
+            context.log.info(f"{in_processing} labelled documents are still in OCR; waiting")
+            return
+        if previous is not None and fresh < needed and not unknown:
+            context.log.info(f"{fresh} new labels since the last snapshot; {needed} make one")
+            return
     snapshot = save_snapshot(store, frame)
     counts = frame["label"].value_counts().to_dict() if len(frame) else {}
     yield Output(
         None,
         metadata={
             "rows": snapshot.rows,
+            "dagster/row_count": snapshot.rows,
             "new_labels": fresh,
+            "new_classes": MetadataValue.json(sorted(unknown)),
+            "labelled_documents_still_in_ocr": in_processing,
+            "forced": config.force,
             "classes": len(counts),
             "per_class": {str(k): int(v) for k, v in counts.items()},
             "sha256": snapshot.sha256,
@@ -133,11 +156,14 @@ training_set_checks = [examples_per_class, label_balance]
 
 
 class ClassifierConfig(Config):
-    min_macro_f1: float = 0.6
+    """``min_macro_f1`` unset: DOCFLOW_MODEL_MIN_MACRO_F1 (itself unset by default: no floor)."""
+
+    min_macro_f1: float | None = None
+    baseline_margin: float = 0.0
+    majority_margin: float = 0.1
     max_regression: float = 0.0
-    baseline_margin: float = 0.05
     max_epochs: int = 60
-    hidden: int = 256
+    folds: int = 5
     seed: int = 7
 
 
@@ -146,11 +172,21 @@ def _gate_result(gate: GateResult, version: str) -> AssetCheckResult:
         check_name=gate.name,
         passed=gate.passed,
         severity=AssetCheckSeverity.ERROR,
+        description=gate.reason,
         metadata={
             **{k: v for k, v in gate.detail.items() if v is not None},
+            "reason": gate.reason,
             "model_version": version,
         },
     )
+
+
+GATE_CHECKS = (
+    "macro_f1_above_floor",
+    "beats_baseline",
+    "beats_majority_class",
+    "not_worse_than_deployed",
+)
 
 
 def classifier_freshness(settings: DocflowSettings) -> FreshnessPolicy:
@@ -172,13 +208,17 @@ def classifier_freshness(settings: DocflowSettings) -> FreshnessPolicy:
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     ),
-    description="TF-IDF + PyTorch classifier; each materialisation is a registry version.",
+    description=(
+        "TF-IDF + PyTorch classifier: the head (linear or MLP, regularisation) chosen by "
+        "cross-validation on the snapshot, confidences calibrated, trained on every labelled "
+        "document; each materialisation is a registry version, gated relative to its baseline."
+    ),
     check_specs=[
-        AssetCheckSpec(name, asset="document_classifier", blocking=True)
-        for name in ("macro_f1_above_floor", "not_worse_than_deployed", "beats_baseline")
+        AssetCheckSpec(name, asset="document_classifier", blocking=True) for name in GATE_CHECKS
     ]
     + [AssetCheckSpec("vocabulary_size", asset="document_classifier")],
 )
+@retry_through_outages
 def document_classifier(
     context: AssetExecutionContext,
     config: ClassifierConfig,
@@ -197,27 +237,58 @@ def document_classifier(
     result = train_classifier(
         texts,
         labels,
-        TrainingConfig(max_epochs=config.max_epochs, hidden=config.hidden, seed=config.seed),
+        TrainingConfig(max_epochs=config.max_epochs, folds=config.folds, seed=config.seed),
     )
     registry = docflow.registry()
     deployed = registry.load_alias(settings.model_alias)
-    deployed_f1 = None
+    unseen: list[int] = []
+    candidate_f1 = deployed_f1 = None
     if deployed is not None:
-        test_texts = [texts[i] for i in result.test_indices]
-        predicted = [s.predicted_class for s in deployed.classifier.score_texts(test_texts)]
-        test_labels = [labels[i] for i in result.test_indices]
-        deployed_f1 = evaluate(result.classifier.classes, test_labels, predicted).macro_f1
+        trained_on = registry.training_set_hash(deployed.run_id)
+        seen_frame = snapshot_by_hash(docflow.store(), trained_on) if trained_on else None
+        if seen_frame is not None:
+            seen = set(zip(seen_frame["document_id"], seen_frame["label"], strict=True))
+            pairs = zip(frame["document_id"], labels, strict=True)
+            unseen = [index for index, pair in enumerate(pairs) if pair not in seen]
+        if unseen:
+            truth = [labels[i] for i in unseen]
+            classes = result.classifier.classes
+            served = deployed.classifier.score_texts([texts[i] for i in unseen])
+            deployed_f1 = evaluate(classes, truth, [s.predicted_class for s in served]).macro_f1
+            candidate_f1 = evaluate(classes, truth, [result.predicted[i] for i in unseen]).macro_f1
     registered = registry.log_training(
         result, snapshot.sha256, {"training_rows": snapshot.rows, "dagster_run_id": context.run_id}
     )
-    thresholds = GateThresholds(config.min_macro_f1, config.max_regression, config.baseline_margin)
+    thresholds = GateThresholds(
+        config.min_macro_f1 if config.min_macro_f1 is not None else settings.model_min_macro_f1,
+        config.baseline_margin,
+        config.majority_margin,
+        config.max_regression,
+    )
     gates = [
         floor_check(result.test.macro_f1, thresholds),
-        deployed_check(
-            result.test.macro_f1, deployed_f1, deployed.version if deployed else None, thresholds
+        baseline_check(
+            result.test.macro_f1,
+            result.baseline_test.macro_f1,
+            result.fold_scores[str(result.classifier.hyperparameters["head"])],
+            result.fold_scores["baseline"],
+            thresholds,
         ),
-        baseline_check(result.test.macro_f1, result.baseline_test.macro_f1, thresholds),
+        majority_check(result.test.accuracy, result.majority_rate, thresholds),
+        deployed_check(
+            candidate_f1,
+            deployed_f1,
+            deployed.version if deployed else None,
+            len(unseen),
+            thresholds,
+        ),
     ]
+    refused = [gate for gate in gates if not gate.passed]
+    registry.record_verdict(
+        registered.version,
+        not refused,
+        "; ".join(f"{gate.name}: {gate.reason}" for gate in refused) or "every check passed",
+    )
     with session_scope(docflow.database) as session:
         for name, value in {
             "accuracy": result.test.accuracy,
@@ -241,17 +312,26 @@ def document_classifier(
             "model_version": registered.version,
             "mlflow_run_id": registered.run_id,
             "training_set_sha256": snapshot.sha256,
+            "verdict": "deploy" if not refused else "refused",
+            "head": str(result.classifier.hyperparameters["head"]),
+            "head_cv_macro_f1": MetadataValue.json(
+                {name: round(score, 4) for name, score in result.head_scores.items()}
+            ),
+            "temperature": float(result.classifier.hyperparameters["temperature"]),
+            "cv_folds": int(result.split_sizes["folds"]),
             "test_accuracy": result.test.accuracy,
             "test_macro_f1": result.test.macro_f1,
             "baseline_test_accuracy": result.baseline_test.accuracy,
             "baseline_test_macro_f1": result.baseline_test.macro_f1,
+            "majority_rate": result.majority_rate,
             "deployed_version": deployed.version if deployed else "none",
-            "deployed_test_macro_f1": deployed_f1 if deployed_f1 is not None else -1.0,
+            "documents_new_to_deployed": len(unseen),
+            **({"deployed_unseen_macro_f1": deployed_f1} if deployed_f1 is not None else {}),
             "train_seconds": round(result.seconds, 2),
             "baseline_train_seconds": round(result.baseline_seconds, 2),
             "epochs": len(result.history),
             "vocabulary": vocabulary,
-            "split_sizes": result.split_sizes,
+            "dagster/row_count": snapshot.rows,
             "classes": MetadataValue.json(result.classifier.classes),
         },
         check_results=[_gate_result(gate, registered.version) for gate in gates]

@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn import functional as F
 
 from docflow_assets.ml.features import TextVectorizer
 
@@ -22,27 +23,54 @@ MANIFEST_FILE = "manifest.json"
 
 
 class TfidfMlp(nn.Module):
-    """One hidden layer over sparse TF-IDF input; the first layer multiplies sparse x dense."""
+    """Sparse TF-IDF input times a dense first layer: with ``hidden`` units, one ReLU hidden
+    layer and a linear head (the MLP); with ``hidden=0``, the first layer gives the class
+    logits itself (a linear model)."""
 
     def __init__(self, n_features: int, n_classes: int, hidden: int = 256, dropout: float = 0.3):
         super().__init__()
-        self.input_weight = nn.Parameter(torch.empty(n_features, hidden))
-        self.input_bias = nn.Parameter(torch.zeros(hidden))
+        width = hidden or n_classes
+        self.input_weight = nn.Parameter(torch.empty(n_features, width))
+        self.input_bias = nn.Parameter(torch.zeros(width))
         nn.init.xavier_uniform_(self.input_weight)
-        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+        self.head = (
+            nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+            if hidden
+            else nn.Sequential()
+        )
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        hidden = torch.sparse.mm(features, self.input_weight) + self.input_bias
-        return self.head(hidden)
+    @property
+    def is_linear(self) -> bool:
+        return len(self.head) == 0
+
+    def forward(self, rows: SparseRows) -> torch.Tensor:
+        # A bag of weighted feature rows per document: the gradient touches only the rows a
+        # batch uses (sparse), not the whole n_features x width matrix.
+        hidden = F.embedding_bag(
+            rows.indices,
+            self.input_weight,
+            rows.offsets,
+            mode="sum",
+            per_sample_weights=rows.weights,
+            sparse=True,
+        )
+        return self.head(hidden + self.input_bias)
 
 
-def to_torch_sparse(matrix: sp.csr_matrix) -> torch.Tensor:
-    coo = matrix.tocoo()
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    values = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(
-        indices, values, size=coo.shape, check_invariants=False
-    ).coalesce()
+class SparseRows(NamedTuple):
+    """CSR rows as ``embedding_bag`` takes them: feature indices, row starts, TF-IDF weights."""
+
+    indices: torch.Tensor
+    offsets: torch.Tensor
+    weights: torch.Tensor
+
+
+def to_torch_sparse(matrix: sp.csr_matrix) -> SparseRows:
+    return SparseRows(
+        torch.from_numpy(matrix.indices.astype(np.int64)),
+        torch.from_numpy(matrix.indptr[:-1].astype(np.int64)),
+        torch.from_numpy(matrix.data.astype(np.float32)),
+    )
 
 
 @dataclass
@@ -68,16 +96,24 @@ class DocumentClassifier:
         self.hyperparameters = hyperparameters
 
     @cached_property
-    def _inference_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The trained network's weights as NumPy views (shared memory, no copy)."""
+    def _inference_weights(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The trained network's weights as NumPy views (shared memory, no copy); no head
+        weights for a linear model."""
+        input_weight = self.network.input_weight.detach().numpy()
+        input_bias = self.network.input_bias.detach().numpy()
+        if self.network.is_linear:
+            return input_weight, input_bias, None, None
         head = self.network.head[-1]
         assert isinstance(head, nn.Linear)
-        return (
-            self.network.input_weight.detach().numpy(),
-            self.network.input_bias.detach().numpy(),
-            head.weight.detach().numpy(),
-            head.bias.detach().numpy(),
-        )
+        return input_weight, input_bias, head.weight.detach().numpy(), head.bias.detach().numpy()
+
+    @property
+    def temperature(self) -> float:
+        """Divides the logits so that confidences match how often the model is right
+        (fitted on cross-validated predictions); 1 for models trained before calibration."""
+        return float(self.hyperparameters.get("temperature", 1.0))
 
     def predict_proba(self, features: sp.csr_matrix) -> np.ndarray:
         """The network's forward pass in eval mode, as sparse x dense NumPy/SciPy products:
@@ -90,8 +126,12 @@ class DocumentClassifier:
 
     def _head_probabilities(self, hidden: np.ndarray) -> np.ndarray:
         _, _, head_weight, head_bias = self._inference_weights
-        np.maximum(hidden, 0.0, out=hidden)
-        logits = hidden @ head_weight.T + head_bias
+        if head_weight is None or head_bias is None:
+            logits = hidden
+        else:
+            np.maximum(hidden, 0.0, out=hidden)
+            logits = hidden @ head_weight.T + head_bias
+        logits = logits / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum(axis=1, keepdims=True)

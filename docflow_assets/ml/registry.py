@@ -20,6 +20,8 @@ from docflow_assets.ml.training import TrainingResult
 
 EXPERIMENT_NAME = "docflow-document-classifier"
 PREVIOUS_ALIAS_SUFFIX = "-previous"
+GATE_TAG = "docflow.gate"
+GATE_REASON_TAG = "docflow.gate_reason"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 SERVING_REQUIREMENTS = [
@@ -168,6 +170,31 @@ class Registry:
     def load_alias(self, alias: str) -> LoadedModel | None:
         version = self.version_for_alias(alias)
         return None if version is None else self.load(version)
+
+    def training_set_hash(self, run_id: str | None) -> str | None:
+        """The snapshot a logged training run learned from."""
+        if run_id is None:
+            return None
+        return self.client.get_run(run_id).data.tags.get("training_set_hash")
+
+    def record_verdict(self, version: str, passed: bool, reason: str) -> None:
+        """The deployment gate's verdict on a version, kept beside it in the registry."""
+        self.client.set_model_version_tag(
+            self.model_name, version, GATE_TAG, "passed" if passed else "refused"
+        )
+        self.client.set_model_version_tag(self.model_name, version, GATE_REASON_TAG, reason)
+
+    def last_verdict(self) -> tuple[str, str, str] | None:
+        """(version, verdict, reason) of the newest version the gate judged."""
+        try:
+            versions = self.client.search_model_versions(f"name='{self.model_name}'")
+        except MlflowException:
+            return None
+        judged = [v for v in versions if GATE_TAG in v.tags]
+        if not judged:
+            return None
+        newest = max(judged, key=lambda v: int(v.version))
+        return str(newest.version), newest.tags[GATE_TAG], newest.tags.get(GATE_REASON_TAG, "")
 
 
 def confusion_figure(classes: list[str], confusion: list[list[int]]) -> Any:

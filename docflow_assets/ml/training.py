@@ -1,4 +1,5 @@
-"""Train and evaluate the classifier: stratified split, class weights, early stopping."""
+"""Train and evaluate the classifier: heads chosen by cross-validation, class weights, early
+stopping, calibrated confidences, and the chosen head trained on every labelled document."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
@@ -16,24 +18,43 @@ from sklearn.metrics import (
     f1_score,
     precision_recall_fscore_support,
 )
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
+from torch.nn import functional as F
 
 from docflow_assets.ml.classifier import DocumentClassifier, TfidfMlp, to_torch_sparse
 from docflow_assets.ml.features import TextVectorizer
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    hidden: int = 256
+class Head:
+    """One candidate network: a linear layer (``hidden=0``) or the MLP, and its regularisation."""
+
+    name: str
+    hidden: int
+    weight_decay: float
+    learning_rate: float
     dropout: float = 0.3
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
+
+
+# On 279 real office documents in 16 classes a linear model with weak regularisation beat the
+# MLP (macro-F1 0.61 vs 0.49); on shared-vocabulary synthetic text the MLP wins. Cross-validation
+# on each snapshot decides.
+HEADS = (
+    Head("linear", hidden=0, weight_decay=1e-2, learning_rate=1e-2),
+    Head("linear-weak-decay", hidden=0, weight_decay=1e-3, learning_rate=5e-2),
+    Head("mlp", hidden=256, weight_decay=1e-5, learning_rate=2e-3),
+)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    heads: tuple[Head, ...] = HEADS
+    folds: int = 5
     batch_size: int = 32
     max_epochs: int = 60
     patience: int = 8
     validation_fraction: float = 0.15
-    test_fraction: float = 0.2
     seed: int = 7
 
 
@@ -61,7 +82,12 @@ class TrainingResult:
     split_sizes: dict[str, int]
     seconds: float
     baseline_seconds: float
+    # Every estimate is out of fold: each document predicted by a model that never saw it.
     test_indices: list[int] = field(default_factory=list)
+    predicted: list[str] = field(default_factory=list)
+    head_scores: dict[str, float] = field(default_factory=dict)
+    fold_scores: dict[str, list[float]] = field(default_factory=dict)
+    majority_rate: float = 0.0
 
 
 def evaluate(classes: Sequence[str], truth: Sequence[str], predicted: Sequence[str]) -> Evaluation:
@@ -85,116 +111,208 @@ def evaluate(classes: Sequence[str], truth: Sequence[str], predicted: Sequence[s
     )
 
 
-def split_indices(
-    labels: Sequence[str], config: TrainingConfig
-) -> tuple[list[int], list[int], list[int]]:
-    """Stratified train/validation/test indices, deterministic for the seed."""
-    indices = np.arange(len(labels))
-    train_val, test = train_test_split(
-        indices, test_size=config.test_fraction, stratify=labels, random_state=config.seed
-    )
-    val_share = config.validation_fraction / (1 - config.test_fraction)
-    train, val = train_test_split(
-        train_val,
-        test_size=val_share,
-        stratify=[labels[i] for i in train_val],
+@dataclass
+class _Fitted:
+    network: TfidfMlp
+    history: list[dict[str, float]]
+    best_epoch: int
+
+
+def _fit(
+    head: Head,
+    features: sp.csr_matrix,
+    targets: np.ndarray,
+    n_classes: int,
+    train: Sequence[int],
+    validation: Sequence[int] | None,
+    epochs: int,
+    config: TrainingConfig,
+) -> _Fitted:
+    """Train one head on ``train``; with ``validation``, keep the epoch of lowest validation
+    loss and stop after ``patience`` epochs without gain, otherwise run ``epochs`` epochs."""
+    torch.manual_seed(config.seed)
+    network = TfidfMlp(features.shape[1], n_classes, head.hidden, head.dropout)
+    counts = np.bincount(targets[list(train)], minlength=n_classes).astype(np.float32)
+    class_weights = torch.from_numpy(counts.sum() / (n_classes * np.maximum(counts, 1)))
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+    # The first layer's gradients are sparse (rows of the batch's features), which only
+    # SparseAdam takes; its L2 penalty is on those rows too, so a step never walks the whole
+    # vocabulary: 10,000 documents train in minutes.
+    first_layer = torch.optim.SparseAdam([network.input_weight], lr=head.learning_rate)
+    rest = [p for name, p in network.named_parameters() if name != "input_weight"]
+    optimiser = torch.optim.AdamW(rest, lr=head.learning_rate, weight_decay=head.weight_decay)
+    generator = np.random.default_rng(config.seed)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_score, best_epoch, without_gain = -float("inf"), epochs, 0
+    history: list[dict[str, float]] = []
+    for epoch in range(epochs):
+        network.train()
+        order = generator.permutation(np.asarray(train))
+        epoch_loss = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimiser.zero_grad()
+            first_layer.zero_grad()
+            rows = to_torch_sparse(features[batch])
+            loss = loss_fn(network(rows), torch.from_numpy(targets[batch]))
+            used = F.embedding(torch.unique(rows.indices), network.input_weight, sparse=True)
+            (loss + head.weight_decay * used.pow(2).sum()).backward()
+            optimiser.step()
+            first_layer.step()
+            epoch_loss += float(loss.detach()) * len(batch)
+        row = {"epoch": float(epoch), "train_loss": epoch_loss / len(order)}
+        if validation is not None:
+            network.eval()
+            with torch.inference_mode():
+                logits = network(to_torch_sparse(features[list(validation)]))
+                truth = torch.from_numpy(targets[list(validation)])
+                row["val_loss"] = float(loss_fn(logits, truth))
+                row["val_accuracy"] = float((logits.argmax(dim=1) == truth).float().mean())
+            # Validation accuracy first, loss to break ties: a linear model's loss rises as it
+            # grows sure of itself long before its accuracy stops improving.
+            score = row["val_accuracy"] - 1e-3 * row["val_loss"]
+            if score > best_score + 1e-6:
+                best_score, best_epoch, without_gain = score, epoch + 1, 0
+                best_state = {k: v.clone() for k, v in network.state_dict().items()}
+            else:
+                without_gain += 1
+        history.append(row)
+        if validation is not None and without_gain >= config.patience:
+            break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    return _Fitted(network.eval(), history, best_epoch)
+
+
+def _logits(network: TfidfMlp, features: sp.csr_matrix) -> np.ndarray:
+    with torch.inference_mode():
+        return network(to_torch_sparse(features)).numpy()
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature that makes softmax(logits / T) best predict ``targets`` (lowest log
+    loss), searched on a log grid: confidences then mean what they say."""
+    best, best_loss = 1.0, float("inf")
+    for temperature in np.exp(np.linspace(np.log(0.05), np.log(20.0), 121)):
+        scaled = logits / temperature
+        scaled = scaled - scaled.max(axis=1, keepdims=True)
+        log_probabilities = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+        loss = -float(log_probabilities[np.arange(len(targets)), targets].mean())
+        if loss < best_loss:
+            best, best_loss = float(temperature), loss
+    return best
+
+
+def _inner_split(
+    train: np.ndarray, targets: np.ndarray, config: TrainingConfig
+) -> tuple[list[int], list[int]]:
+    """Part of a fold's training documents held back for early stopping; stratified where
+    every class has a document on both sides to spare."""
+    counts = np.bincount(targets[train])
+    present = counts[counts > 0]
+    size = max(round(config.validation_fraction * len(train)), len(present))
+    stratified = present.min() >= 2 and len(train) - size >= len(present)
+    fit, validation = train_test_split(
+        train,
+        test_size=size,
+        stratify=targets[train] if stratified else None,
         random_state=config.seed,
     )
-    return sorted(train.tolist()), sorted(val.tolist()), sorted(test.tolist())
+    return sorted(fit.tolist()), sorted(validation.tolist())
 
 
 def train_classifier(
     texts: Sequence[str], labels: Sequence[str], config: TrainingConfig | None = None
 ) -> TrainingResult:
+    """Choose a head by stratified k-fold cross-validation on every labelled document, judge
+    it (and a logistic-regression baseline on the same folds) by out-of-fold predictions, fit
+    a temperature on its out-of-fold logits, then train it on all documents."""
     config = config or TrainingConfig()
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ValueError(f"training needs at least two classes, got {classes}")
-    train, val, test = split_indices(labels, config)
-    started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    vectorizer = TextVectorizer().fit([texts[i] for i in train])
-    features = vectorizer.transform(texts)
     targets = np.array([classes.index(label) for label in labels])
-
-    network = TfidfMlp(vectorizer.n_features, len(classes), config.hidden, config.dropout)
-    counts = np.bincount(targets[train], minlength=len(classes)).astype(np.float32)
-    class_weights = torch.from_numpy(counts.sum() / (len(classes) * np.maximum(counts, 1)))
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights)
-    optimiser = torch.optim.AdamW(
-        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    generator = np.random.default_rng(config.seed)
-    val_x = to_torch_sparse(features[val])
-    val_y = torch.from_numpy(targets[val])
-    best_state: dict[str, torch.Tensor] | None = None
-    best_val_loss = float("inf")
-    epochs_without_gain = 0
-    history: list[dict[str, float]] = []
-    for epoch in range(config.max_epochs):
-        network.train()
-        order = generator.permutation(train)
-        epoch_loss = 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            optimiser.zero_grad()
-            loss = loss_fn(
-                network(to_torch_sparse(features[batch])), torch.from_numpy(targets[batch])
+    smallest = int(np.bincount(targets).min())
+    folds = max(2, min(config.folds, smallest))
+    if smallest < 2:
+        raise ValueError("every class needs at least two labelled documents")
+    started = time.perf_counter()
+    out_of_fold = {head.name: np.zeros((len(labels), len(classes))) for head in config.heads}
+    baseline_predicted = np.empty(len(labels), dtype=object)
+    fold_scores: dict[str, list[float]] = {head.name: [] for head in config.heads}
+    fold_scores["baseline"] = []
+    best_epochs: dict[str, list[int]] = {head.name: [] for head in config.heads}
+    baseline_seconds = 0.0
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    for train, test in splitter.split(np.zeros(len(labels)), targets):
+        vectorizer = TextVectorizer().fit([texts[i] for i in train])
+        features = vectorizer.transform(texts)
+        fit, validation = _inner_split(train, targets, config)
+        for head in config.heads:
+            fitted = _fit(
+                head, features, targets, len(classes), fit, validation, config.max_epochs, config
             )
-            loss.backward()
-            optimiser.step()
-            epoch_loss += float(loss.detach()) * len(batch)
-        network.eval()
-        with torch.inference_mode():
-            val_logits = network(val_x)
-            val_loss = float(loss_fn(val_logits, val_y))
-            val_accuracy = float((val_logits.argmax(dim=1) == val_y).float().mean())
-        history.append(
-            {
-                "epoch": float(epoch),
-                "train_loss": epoch_loss / len(order),
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-            }
-        )
-        if val_loss < best_val_loss - 1e-4:
-            best_val_loss = val_loss
-            best_state = {name: tensor.clone() for name, tensor in network.state_dict().items()}
-            epochs_without_gain = 0
-        else:
-            epochs_without_gain += 1
-            if epochs_without_gain >= config.patience:
-                break
-    if best_state is not None:
-        network.load_state_dict(best_state)
+            out_of_fold[head.name][test] = _logits(fitted.network, features[test])
+            best_epochs[head.name].append(fitted.best_epoch)
+            fold_scores[head.name].append(
+                _macro_f1(targets[test], out_of_fold[head.name][test].argmax(axis=1), classes)
+            )
+        baseline_started = time.perf_counter()
+        baseline = LogisticRegression(max_iter=2000, class_weight="balanced")
+        baseline.fit(features[train], targets[train])
+        predicted = baseline.predict(features[test])
+        baseline_predicted[test] = [classes[i] for i in predicted]
+        fold_scores["baseline"].append(_macro_f1(targets[test], predicted, classes))
+        baseline_seconds += time.perf_counter() - baseline_started
+    scores = {
+        head.name: _macro_f1(targets, out_of_fold[head.name].argmax(axis=1), classes)
+        for head in config.heads
+    }
+    chosen = max(config.heads, key=lambda head: scores[head.name])  # first of equals: simplest
+    temperature = fit_temperature(out_of_fold[chosen.name], targets)
+    epochs = max(1, int(np.median(best_epochs[chosen.name])))
+    vectorizer = TextVectorizer().fit(texts)
+    final = _fit(
+        chosen,
+        vectorizer.transform(texts),
+        targets,
+        len(classes),
+        range(len(labels)),
+        None,
+        epochs,
+        config,
+    )
     hyperparameters: dict[str, Any] = {
-        "hidden": config.hidden,
-        "dropout": config.dropout,
-        "learning_rate": config.learning_rate,
-        "weight_decay": config.weight_decay,
+        "head": chosen.name,
+        "hidden": chosen.hidden,
+        "dropout": chosen.dropout,
+        "learning_rate": chosen.learning_rate,
+        "weight_decay": chosen.weight_decay,
         "batch_size": config.batch_size,
-        "epochs_run": len(history),
+        "epochs_run": epochs,
+        "folds": folds,
+        "temperature": round(temperature, 4),
         "seed": config.seed,
     }
-    classifier = DocumentClassifier(vectorizer, network, classes, hyperparameters)
-    seconds = time.perf_counter() - started
-    test_truth = [labels[i] for i in test]
-    test_predicted = [
-        scored.predicted_class for scored in classifier.score_features(features[test])
-    ]
-
-    baseline_started = time.perf_counter()
-    baseline = LogisticRegression(max_iter=2000, class_weight="balanced")
-    baseline.fit(features[train], [labels[i] for i in train])
-    baseline_predicted = baseline.predict(features[test]).tolist()
-    baseline_seconds = time.perf_counter() - baseline_started
+    classifier = DocumentClassifier(vectorizer, final.network, classes, hyperparameters)
+    chosen_predicted = [classes[i] for i in out_of_fold[chosen.name].argmax(axis=1)]
     return TrainingResult(
         classifier=classifier,
-        test=evaluate(classes, test_truth, test_predicted),
-        baseline_test=evaluate(classes, test_truth, baseline_predicted),
-        history=history,
-        split_sizes={"train": len(train), "validation": len(val), "test": len(test)},
-        seconds=seconds,
+        test=evaluate(classes, labels, chosen_predicted),
+        baseline_test=evaluate(classes, labels, baseline_predicted.tolist()),
+        history=final.history,
+        split_sizes={"train": len(labels), "folds": folds},
+        seconds=time.perf_counter() - started - baseline_seconds,
         baseline_seconds=baseline_seconds,
-        test_indices=test,
+        test_indices=list(range(len(labels))),
+        predicted=chosen_predicted,
+        head_scores=scores,
+        fold_scores=fold_scores,
+        majority_rate=float(np.bincount(targets).max() / len(targets)),
+    )
+
+
+def _macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[str]) -> float:
+    return float(
+        f1_score(truth, predicted, labels=range(len(classes)), average="macro", zero_division=0)
     )

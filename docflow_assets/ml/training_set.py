@@ -46,6 +46,19 @@ def load_current_snapshot(store: ObjectStore) -> tuple[TrainingSnapshot, pd.Data
     return snapshot, frame
 
 
+def snapshot_by_hash(store: ObjectStore, sha256: str) -> pd.DataFrame | None:
+    try:
+        return pd.read_parquet(io.BytesIO(store.get_bytes(f"training_sets/{sha256}.parquet")))
+    except ObjectNotFound:
+        return None
+
+
+def new_classes(previous: pd.DataFrame | None, frame: pd.DataFrame) -> set[str]:
+    """Labels the previous snapshot had no example of: a model trained on it cannot name them."""
+    known = set() if previous is None else set(previous["label"])
+    return {str(label) for label in frame["label"]} - known
+
+
 def current_snapshot(store: ObjectStore) -> tuple[TrainingSnapshot, pd.DataFrame] | None:
     try:
         return load_current_snapshot(store)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from docflow_assets.ocr.engines import PageText
@@ -122,6 +122,16 @@ def labelled_documents(session: Session) -> list[Document]:
         .order_by(Document.id)
     )
     return list(session.scalars(query))
+
+
+def labelled_documents_in_processing(session: Session) -> int:
+    """Labelled documents whose OCR has not finished yet: a snapshot now would miss them."""
+    query = select(func.count()).where(
+        Document.label.is_not(None),
+        Document.label.not_in(EXCLUDED_LABELS),
+        Document.status == DocumentStatus.UPLOADED,
+    )
+    return int(session.scalar(query) or 0)
 
 
 def add_prediction(
