@@ -41,7 +41,7 @@ from docflow_assets.ml.registry import Registry
 from docflow_assets.ml.training import Head, TrainingConfig, evaluate, train_classifier
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.models import Document
+from docflow_assets.store.models import Document, DocumentStatus
 from tests.conftest import TrainedHome
 
 MODEL_ASSETS = [training_set, *training_set_checks, document_classifier, deployed_model]
@@ -94,7 +94,7 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
     assert served.version_for_alias(home_copy.model_alias) == trained_home.model_version
     version, verdict, reason = served.last_verdict() or ("", "", "")
     assert version != trained_home.model_version and verdict == "refused"
-    assert reason.startswith("beats_majority_class: cross-validated accuracy")
+    assert "beats_majority_class: cross-validated accuracy" in reason
 
 
 def test_the_gate_is_relative_and_says_why() -> None:
@@ -119,7 +119,7 @@ def test_the_gate_is_relative_and_says_why() -> None:
 def test_cross_validation_picks_the_head_that_does_better_on_unseen_documents() -> None:
     """Rendered documents score 1.000 whatever the model; a set with shared vocabulary, OCR
     noise and 12 labels a class tells heads apart."""
-    from tests.hard_texts import hard_corpus
+    from docflow_assets.demo.hard_texts import hard_corpus
 
     texts, labels = hard_corpus(classes=8, per_class=12, seed=0)
     unseen, truth = hard_corpus(classes=8, per_class=15, seed=1)
@@ -297,3 +297,52 @@ def test_predictions_score_with_the_version_that_made_the_features(
     assert materialization.metadata["model_version"].value == trained_home.model_version
     assert trained_home.model_version != newer_version
     assert materialization.metadata["rows"].value == len(holdout)
+
+
+def test_a_manual_training_trains_on_todays_labels_even_with_none_new(
+    home_copy: DocflowSettings, trained_home: TrainedHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCFLOW_HOME", str(home_copy.home))
+    job = defs.resolve_job_def("train_model_job")
+    assert job.tags["dagster/max_retries"] == "0"
+    with instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    events = {
+        event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    assert events["training_set"]["forced"].value is True
+    assert events["training_set"]["new_labels"].value == 0  # nothing new, trained all the same
+    assert events["document_classifier"]["verdict"].value == "deploy"
+    assert "deployed_model" in events
+    new_version = str(events["document_classifier"]["model_version"].value)
+    assert registry(home_copy).version_for_alias(home_copy.model_alias) == new_version
+    assert registry(home_copy).last_verdict() == (new_version, "passed", "every check passed")
+
+
+def test_automation_runs_of_the_model_are_never_retried() -> None:
+    sensor = defs.resolve_sensor_def("model_automation_sensor")
+    assert sensor.run_tags == {"dagster/max_retries": "0"}  # type: ignore[attr-defined]
+
+
+def test_the_automation_waits_for_labelled_documents_in_ocr_and_snapshots_for_a_new_class(
+    home_copy: DocflowSettings, trained_home: TrainedHome
+) -> None:
+    newcomer, still_in_ocr = sorted(trained_home.holdout)[:2]
+    with session_scope(home_copy.resolved_database_url) as session:
+        session.get(Document, newcomer).label = "purchase-order"  # type: ignore[union-attr]
+        waiting = session.get(Document, still_in_ocr)
+        assert waiting is not None
+        waiting.label, waiting.status = trained_home.holdout[still_in_ocr], DocumentStatus.UPLOADED
+    automation = {"ops": {"training_set": {"config": {"min_new_labels": 50}}}}
+    docflow_only = resources(home_copy, training=False)
+    early = materialize([training_set], resources=docflow_only, run_config=automation)
+    assert early.get_asset_materialization_events() == []  # it would miss the document in OCR
+    with session_scope(home_copy.resolved_database_url) as session:
+        session.get(Document, still_in_ocr).status = DocumentStatus.OCR_DONE  # type: ignore[union-attr]
+    later = materialize([training_set], resources=docflow_only, run_config=automation)
+    [event] = later.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    # Two new labels, far under the threshold of 50, but one names a class no model knows.
+    assert metadata["new_labels"].value == 2
+    assert metadata["new_classes"].value == ["purchase-order"]
