@@ -90,7 +90,7 @@ def _store(state: State) -> ObjectStore:
 def _served(state: State) -> ServedModel:
     served = state.model_holder.served
     if served is None:
-        raise ServiceUnavailableException(detail="no model is deployed yet")
+        raise ServiceUnavailableException(detail=state.model_holder.why_not_served())
     return served  # type: ignore[no-any-return]
 
 
@@ -155,7 +155,7 @@ def health(state: State) -> Response[HealthResponse]:
         object_store = ComponentHealth("down", f"{type(error).__name__}: {error}")
     served = state.model_holder.served
     model = (
-        ModelHealth("down", settings.model_name)
+        ModelHealth("down", settings.model_name, detail=state.model_holder.why_not_served())
         if served is None
         else ModelHealth("up", served.model.name, served.model.version, served.loaded_since)
     )

@@ -26,6 +26,17 @@ class ModelHolder:
     def served(self) -> ServedModel | None:
         return self._served
 
+    def why_not_served(self) -> str:
+        """What a client is told while no model is served: the gate's last refusal, if any."""
+        verdict = self.registry.last_verdict()
+        if verdict is None or verdict[1] != "refused":
+            return "no model is deployed yet: none has been trained (run train_model_job)"
+        version, _, reason = verdict
+        return (
+            f"no model is deployed yet: version {version} was refused by the deployment gate "
+            f"({reason})"
+        )
+
     def refresh(self) -> bool:
         """Load the alias's version if it differs from the one served; True if it changed.
 

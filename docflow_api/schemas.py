@@ -60,6 +60,7 @@ class ModelHealth(msgspec.Struct):
     name: str
     version: str | None = None
     loaded_since: datetime | None = None
+    detail: str | None = None  # why no model is served
 
 
 class HealthResponse(msgspec.Struct):

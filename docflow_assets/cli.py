@@ -409,6 +409,58 @@ def _print_summary(
     console.print("Stop both with: make stop")
 
 
+@main.command()
+def train() -> None:
+    """Snapshot today's labels, train, and deploy if the gate passes; print the verdict.
+
+    Runs train_model_job in this process against the home's Dagster instance, so the run and
+    its checks show in the Dagster UI. Exit code 1 when the gate refused the model.
+    """
+    from dagster import DagsterInstance
+
+    from docflow_assets.definitions import defs
+
+    settings = DocflowSettings()
+    dagster_home = Path(
+        os.environ.setdefault("DAGSTER_HOME", str(settings.resolved_home / "dagster_home"))
+    )
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        (dagster_home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    console.print(f"home {settings.resolved_home}, Dagster instance {dagster_home}")
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("train_model_job").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+    trained = {
+        event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    classifier = trained.get("document_classifier")
+    if classifier is None:
+        raise click.ClickException(f"run {result.run_id} trained no model; see the Dagster UI")
+    table = Table(title=f"model version {classifier['model_version'].value}")
+    for column in ("check", "verdict", "why"):
+        table.add_column(column)
+    for check in result.get_asset_check_evaluations():
+        reason = check.metadata.get("reason")
+        table.add_row(
+            check.check_name,
+            "[green]passed[/green]" if check.passed else "[red]refused[/red]",
+            str(reason.value) if reason is not None else "",
+        )
+    console.print(table)
+    head = classifier["head"].value
+    console.print(
+        f"head {head}, cross-validated macro-F1 {classifier['test_macro_f1'].value:.3f} "
+        f"(baseline {classifier['baseline_test_macro_f1'].value:.3f})"
+    )
+    if "deployed_model" not in trained:
+        console.print(f"[red]not deployed[/red]: {settings.model_alias} stays where it was")
+        raise SystemExit(1)
+    console.print(f"deployed as {settings.model_name}@{settings.model_alias}")
+
+
 @main.group()
 def model() -> None:
     """The registered classifier: what is served, and rollback."""
@@ -435,6 +487,13 @@ def model_info() -> None:
     previous = registry.version_for_alias(settings.model_alias + PREVIOUS_ALIAS_SUFFIX)
     console.print(f"{settings.model_name}@{settings.model_alias}: version {current}")
     console.print(f"rollback target: version {previous}")
+    verdict = registry.last_verdict()
+    if verdict is not None:
+        version, outcome, reason = verdict
+        console.print(f"last gate verdict: version {version} {outcome} ({reason})")
+    if current is None:
+        console.print("[red]no model is served[/red]")
+        raise SystemExit(1)
 
 
 @model.command("rollback")

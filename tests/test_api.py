@@ -108,7 +108,37 @@ def test_without_a_deployed_model_predictions_are_503(tmp_path: Path) -> None:
         assert empty.get("/health").json()["model"]["status"] == "down"
         response = empty.post("/predict/text", json={"text": "hello"})
         assert response.status_code == 503
-        assert "no model" in response.json()["detail"]
+        assert "none has been trained" in response.json()["detail"]
+
+
+def test_while_the_gate_refuses_every_version_the_api_and_cli_say_why(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from docflow_assets.cli import main
+    from docflow_assets.ml.registry import Registry
+    from docflow_assets.ml.training import TrainingConfig, train_classifier
+
+    settings = DocflowSettings(home=tmp_path)
+    texts = [f"invoice number {n} total amount due" for n in range(4)]
+    texts += [f"dear madam, thank you for your letter {n}" for n in range(4)]
+    labels = ["invoice"] * 4 + ["letter"] * 4
+    result = train_classifier(texts, labels, TrainingConfig(folds=2, max_epochs=2))
+    registry = Registry(
+        settings.resolved_mlflow_tracking_uri,
+        settings.mlflow_artifact_location,
+        settings.model_name,
+    )
+    version = registry.log_training(result, "hash", {}).version
+    reason = "beats_baseline: cross-validated macro-F1 0.400 vs baseline 0.440"
+    registry.record_verdict(version, False, reason)
+    why = f"version {version} was refused by the deployment gate ({reason})"
+    with TestClient(create_app(settings)) as refused:
+        assert why in refused.get("/model").json()["detail"]
+        assert why in refused.get("/health").json()["model"]["detail"]
+        assert refused.post("/predict/text", json={"text": "x"}).status_code == 503
+    info = CliRunner().invoke(main, ["model", "info"], env={"DOCFLOW_HOME": str(tmp_path)})
+    assert info.exit_code == 1
+    assert f"last gate verdict: version {version} refused" in info.output
 
 
 TRAINED_CLASSES = (

@@ -346,3 +346,20 @@ def test_the_automation_waits_for_labelled_documents_in_ocr_and_snapshots_for_a_
     # Two new labels, far under the threshold of 50, but one names a class no model knows.
     assert metadata["new_labels"].value == 2
     assert metadata["new_classes"].value == ["purchase-order"]
+
+
+def test_docflow_train_prints_the_verdict_and_deploys(
+    home_copy: DocflowSettings, trained_home: TrainedHome, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from docflow_assets.cli import main
+
+    environment = {"DOCFLOW_HOME": str(home_copy.home), "DAGSTER_HOME": str(tmp_path / "dg")}
+    result = CliRunner().invoke(main, ["train"], env=environment)
+    assert result.exit_code == 0, result.output
+    assert "beats_baseline" in result.output and "beats_majority_class" in result.output
+    assert f"deployed as {home_copy.model_name}@{home_copy.model_alias}" in result.output
+    served = registry(home_copy).version_for_alias(home_copy.model_alias)
+    assert served != trained_home.model_version
+    assert f"model version {served}" in result.output
