@@ -130,7 +130,8 @@ def test_cross_validation_picks_the_head_that_does_better_on_unseen_documents() 
     result = train_classifier(texts, labels, config)
     assert result.classifier.hyperparameters["head"] == "linear"
     assert result.head_scores["linear"] > result.head_scores["mlp-crushed"]
-    assert result.split_sizes == {"train": len(texts), "folds": 4}  # the final fit saw them all
+    # The final fit saw them all.
+    assert result.split_sizes == {"train": len(texts), "cross_validated": len(texts), "folds": 4}
     held_out = {}
     for head in (good, poor):
         alone = train_classifier(

@@ -249,7 +249,11 @@ def document_classifier(
         if seen_frame is not None:
             seen = set(zip(seen_frame["document_id"], seen_frame["label"], strict=True))
             pairs = zip(frame["document_id"], labels, strict=True)
-            unseen = [index for index, pair in enumerate(pairs) if pair not in seen]
+            unseen = [
+                index
+                for index, pair in enumerate(pairs)
+                if pair not in seen and index in result.predicted
+            ]
         if unseen:
             truth = [labels[i] for i in unseen]
             classes = result.classifier.classes
@@ -319,6 +323,7 @@ def document_classifier(
             ),
             "temperature": float(result.classifier.hyperparameters["temperature"]),
             "cv_folds": int(result.split_sizes["folds"]),
+            "cross_validated_documents": int(result.split_sizes["cross_validated"]),
             "test_accuracy": result.test.accuracy,
             "test_macro_f1": result.test.macro_f1,
             "baseline_test_accuracy": result.baseline_test.accuracy,
