@@ -38,7 +38,7 @@ def demo_data(out_dir: Path, per_class: int, seed: int) -> None:
 
 
 @main.command("ocr")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--mode",
     type=click.Choice(OCR_MODES),
@@ -402,7 +402,7 @@ def _print_summary(
     table.add_row("documents with predictions", str(predicted))
     for name in ("accuracy", "macro_f1", "baseline_accuracy", "baseline_macro_f1"):
         if name in metrics:
-            table.add_row(f"held-out {name}", f"{metrics[name]:.3f}")
+            table.add_row(f"cross-validated {name}", f"{metrics[name]:.3f}")
     console.print(table)
     console.print(f"Dagster UI: http://127.0.0.1:{dagster_port}")
     console.print(f"API:        http://127.0.0.1:{api_port}  (docs: /schema)")
