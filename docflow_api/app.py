@@ -6,10 +6,12 @@ import asyncio
 import gc
 import hmac
 import logging
+import string
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import anyio.to_thread
 from litestar import Litestar, MediaType, Request, Response, get, post, put
@@ -61,7 +63,13 @@ from docflow_assets.ocr.engines import UnsupportedLanguage, check_languages
 from docflow_assets.processing import DocumentNotFound, predict_document
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
-from docflow_assets.store.models import Document, ModelMetric, OcrResult, Prediction
+from docflow_assets.store.models import (
+    Document,
+    DocumentStatus,
+    ModelMetric,
+    OcrResult,
+    Prediction,
+)
 from docflow_assets.store.objects import (
     ObjectNotFound,
     ObjectStore,
@@ -332,7 +340,7 @@ def get_document_file(document_id: DocumentId, state: State) -> Response[bytes]:
     return Response(
         data,
         media_type=document.content_type,
-        headers={"Content-Disposition": f'attachment; filename="{document.filename}"'},
+        headers={"Content-Disposition": content_disposition(document.filename)},
     )
 
 
@@ -364,6 +372,11 @@ def list_documents(
 ) -> DocumentPage:
     query = select(Document)
     if status:
+        known = [value.value for value in DocumentStatus]
+        if status not in known:
+            raise ValidationException(
+                detail=f"unknown status {status!r}; known: {', '.join(known)}"
+            )
         query = query.where(Document.status == status)
     if label:
         query = query.where(Document.label == label)
@@ -434,11 +447,33 @@ def api_key_guard(keys: frozenset[str]) -> Any:
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         if connection.url.path in OPEN_PATHS:
             return
-        given = connection.headers.get("x-api-key", "")
-        if not any(hmac.compare_digest(given, key) for key in keys):
+        # Headers arrive as Latin-1 text; compared as bytes, a key with other characters is
+        # simply wrong (compare_digest refuses non-ASCII text outright).
+        given = connection.headers.get("x-api-key", "").encode("latin-1", "replace")
+        if not any(hmac.compare_digest(given, key.encode()) for key in keys):
             raise NotAuthorizedException(detail="a valid X-API-Key header is required")
 
     return guard
+
+
+SAFE_FALLBACK_CHARACTERS = frozenset(string.ascii_letters + string.digits + " ._-()[]+,")
+
+
+def content_disposition(filename: str) -> str:
+    """RFC 6266: a plain-ASCII ``filename`` for old clients (letters, digits and a few marks;
+    anything else becomes ``_``) and the exact name, percent-encoded UTF-8, in ``filename*``
+    (RFC 5987). Nothing of the stored name reaches the header unescaped."""
+    fallback = "".join(c if c in SAFE_FALLBACK_CHARACTERS else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _undecodable(request: Request, error: Exception) -> Response[dict[str, str]]:
+    """A body or field that is not UTF-8, or JSON nested past any sense: the client's fault."""
+    logger.info("undecodable request to %s: %s", request.url.path, type(error).__name__)
+    what = "nested too deeply" if isinstance(error, RecursionError) else "not valid UTF-8"
+    return Response(
+        {"detail": f"the request body is {what}"}, status_code=400, media_type=MediaType.JSON
+    )
 
 
 def _internal_error(request: Request, error: Exception) -> Response[dict[str, str]]:
@@ -550,6 +585,8 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
         exception_handlers={
             500: _internal_error,
+            UnicodeDecodeError: _undecodable,
+            RecursionError: _undecodable,
             StoreUnavailable: _unavailable,
             OperationalError: _unavailable,
         },

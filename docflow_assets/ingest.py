@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import tempfile
+import unicodedata
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -232,9 +233,15 @@ def _find_by_sha(settings: DocflowSettings, sha256: str) -> Document | None:
         return session.scalar(select(Document).where(Document.sha256 == sha256))
 
 
+MAX_FILENAME_CHARACTERS = 255
+
+
 def _clean_filename(filename: str) -> str:
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return name[:512] or "unnamed"
+    """The name without folders, control characters (NUL, CR, LF, ...) or surrounding space,
+    at most 255 characters: safe to store, show and put in a header."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    return name[:MAX_FILENAME_CHARACTERS] or "unnamed"
 
 
 @dataclass

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 from litestar.testing import TestClient
@@ -293,3 +294,46 @@ def test_api_keys_guard_every_route_but_health_and_metrics(trained_home: Trained
         assert wrong.status_code == 401
         allowed = guarded.post("/predict/text", json={"text": "hello"}, headers={"X-API-Key": "k2"})
         assert allowed.status_code == 200
+
+
+def test_hostile_filenames_are_stored_clean_and_downloaded_with_a_standard_header(
+    client: TestClient,
+) -> None:
+    injected = "r.png\"; filename*=UTF-8''evil.html; x=\""
+    for name, marker in (("счёт\n№ 7.png", "page A"), (injected, "page B")):
+        from tests.test_ingest import page
+
+        buffer = __import__("io").BytesIO()
+        page(marker).save(buffer, format="PNG")
+        created = client.post("/upload", files={"file": (name, buffer.getvalue(), "image/png")})
+        assert created.status_code == 201, created.text
+        stored = created.json()["filename"]
+        assert "\n" not in stored and "\x00" not in stored
+        download = client.get(f"/document/{created.json()['id']}/file")
+        assert download.status_code == 200
+        header = download.headers["content-disposition"]
+        assert header.count("filename*=") == 1 and header.count('"') == 2
+        assert header.endswith("filename*=UTF-8''" + quote(stored, safe=""))
+    assert unquote(header.split("''", 1)[1]) == injected  # the exact name, encoded
+
+
+def test_undecodable_bodies_bad_keys_and_unknown_filters_are_400s_not_500s(
+    client: TestClient, trained_home: TrainedHome
+) -> None:
+    not_utf8 = client.post(
+        "/predict/text", content=b'{"text":"\xff"}', headers={"content-type": "application/json"}
+    )
+    assert not_utf8.status_code == 400 and "UTF-8" in not_utf8.json()["detail"]
+    deep = client.post(
+        "/predict/text",
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={"content-type": "application/json"},
+    )
+    assert 400 <= deep.status_code < 500
+    bogus = client.get("/documents", params={"status": "bogus"})
+    assert bogus.status_code == 400 and "ocr_done" in bogus.json()["detail"]
+    locked = trained_home.settings.model_copy(update={"api_keys": "s3cret"})
+    with TestClient(create_app(locked)) as guarded:
+        odd = guarded.get("/documents", headers={"X-API-Key": b"\xff"})  # type: ignore[dict-item]
+        assert odd.status_code == 401
+        assert guarded.get("/documents", headers={"X-API-Key": "s3cret"}).status_code == 200
