@@ -78,7 +78,7 @@ from docflow_assets.store.objects import (
 )
 
 logger = logging.getLogger("docflow.api")
-REJECTION_STATUS = {"too_large": 413, "unsupported_type": 415}
+REJECTION_STATUS = {"too_large": 413, "too_many_pixels": 413, "unsupported_type": 415}
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 OPEN_PATHS = {"/health", "/metrics"}
 # Ids are database integers: anything outside 1..2^31-1 is a client error, not a lookup.
@@ -285,14 +285,15 @@ async def upload_and_predict(
     state: State,
 ) -> UploadAndPredictResponse:
     _served(state)  # refuse before storing anything when no model can answer
-    if data.ocr_language:
+    language = data.ocr_language.strip() if data.ocr_language else None
+    if language:  # an empty field means the default, as an absent one does
         try:
-            check_languages(data.ocr_language)
+            check_languages(language)
         except UnsupportedLanguage as error:
             raise HTTPException(status_code=422, detail=str(error)) from error
     result = await _ingest_upload(state, data)
     prediction = await _predict_stored(
-        state, result.document.id, data.ocr_language, data.return_all_scores
+        state, result.document.id, language or None, data.return_all_scores
     )
     document = await anyio.to_thread.run_sync(_load_document, state, result.document.id)
     return UploadAndPredictResponse(_upload_response(document, result.duplicate), prediction)

@@ -19,6 +19,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from docflow_assets.ocr.pages import pdf_render_scale
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import Document, DocumentStatus
@@ -115,9 +116,35 @@ def _inspect_pdf(data: bytes, settings: DocflowSettings) -> InspectedFile:
                 "too_many_pages",
                 f"PDF has {pages} pages, more than the limit of {settings.max_pages}",
             )
+        pixels = sum(_rendered_pixels(pdf, index, pages, settings) for index in range(pages))
     finally:
         pdf.close()
+    if pixels > settings.max_document_pixels:
+        raise RejectedDocument(
+            "too_many_pixels",
+            f"PDF renders to {pixels / 1e6:.0f} megapixels at {settings.render_dpi} dpi, more "
+            f"than the limit of {settings.max_document_pixels / 1e6:.0f}",
+        )
     return InspectedFile("application/pdf", pages)
+
+
+def _rendered_pixels(
+    pdf: pdfium.PdfDocument, index: int, pages: int, settings: DocflowSettings
+) -> int:
+    """Pixels page ``index`` renders to; a page that cannot be loaded (a page count that
+    promises more pages than the file holds) rejects the file before anything is stored."""
+    try:
+        page = pdf[index]
+    except pdfium.PdfiumError as error:
+        raise RejectedDocument(
+            "corrupt", f"PDF page {index + 1} of {pages} cannot be read: {error}"
+        ) from error
+    try:
+        width, height = page.get_size()
+    finally:
+        page.close()
+    scale = pdf_render_scale(width, height, settings.render_dpi, settings.max_image_pixels)
+    return int(width * scale) * int(height * scale)
 
 
 def _inspect_image(data: bytes, settings: DocflowSettings) -> InspectedFile:

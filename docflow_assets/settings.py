@@ -32,6 +32,11 @@ class DocflowSettings(BaseSettings):
         default=60_000_000, description="Largest page (width x height) before it counts as a bomb."
     )
     max_pages: int = Field(default=200, description="Most pages one document may have.")
+    max_document_pixels: int = Field(
+        default=2_000_000_000,
+        description="Most pixels a PDF may render to in all (200 A4 pages at 300 dpi are 1.7 "
+        "billion): a small file of huge pages is refused instead of costing minutes of OCR.",
+    )
     render_dpi: int = Field(default=300, description="Resolution PDF pages are rasterised at.")
     ocr_languages: str = Field(default="eng", description="Tesseract languages, e.g. eng+rus.")
     ocr_preprocess: str = Field(

@@ -337,3 +337,20 @@ def test_undecodable_bodies_bad_keys_and_unknown_filters_are_400s_not_500s(
         odd = guarded.get("/documents", headers={"X-API-Key": b"\xff"})  # type: ignore[dict-item]
         assert odd.status_code == 401
         assert guarded.get("/documents", headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+def test_upload_and_predict_takes_an_empty_language_as_the_default_and_refuses_a_lying_pdf(
+    client: TestClient,
+) -> None:
+    from tests.test_ingest import page, pdf_promising_three_pages
+
+    buffer = __import__("io").BytesIO()
+    page("INVOICE 7781 total due 40.00").save(buffer, format="PNG")
+    files = {"file": ("empty-language.png", buffer.getvalue(), "image/png")}
+    answered = client.post("/upload-and-predict", files=files, data={"ocr_language": ""})
+    assert answered.status_code == 200, answered.text
+    before = client.get("/documents", params={"page_size": 1}).json()["total"]
+    lying = {"file": ("three.pdf", pdf_promising_three_pages(), "application/pdf")}
+    refused = client.post("/upload-and-predict", files=lying)
+    assert refused.status_code == 422 and "page 2 of 3 cannot be read" in refused.json()["detail"]
+    assert client.get("/documents", params={"page_size": 1}).json()["total"] == before

@@ -115,6 +115,26 @@ def gif() -> bytes:
     return buffer.getvalue()
 
 
+def pdf_promising_three_pages() -> bytes:
+    """One real page under a page tree whose /Count says 3."""
+    one_page = encoded("PDF")
+    assert one_page.count(b"/Count 1") == 1
+    return one_page.replace(b"/Count 1", b"/Count 3")
+
+
+def pdf_of_huge_pages() -> bytes:
+    """A few kilobytes: 60 blank pages of 200 x 200 inches (each rendered at the 50-megapixel
+    cap, 3 gigapixels in all)."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    for _ in range(60):
+        pdf.new_page(14_400, 14_400).close()
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("data_factory", "code"),
     [
@@ -125,8 +145,20 @@ def gif() -> bytes:
         (lambda: b"%PDF-1.7\n garbage that is no PDF", "corrupt"),
         (bomb_png, "decompression_bomb"),
         (lambda: encoded("PNG") + b"\0" * 600_000, "too_large"),
+        (pdf_promising_three_pages, "corrupt"),
+        (pdf_of_huge_pages, "too_many_pixels"),
     ],
-    ids=["empty", "text", "gif", "truncated-png", "broken-pdf", "bomb", "too-large"],
+    ids=[
+        "empty",
+        "text",
+        "gif",
+        "truncated-png",
+        "broken-pdf",
+        "bomb",
+        "too-large",
+        "pdf-count-lies",
+        "pdf-pixel-budget",
+    ],
 )
 def test_rejections_have_a_reason_and_leave_nothing_behind(
     tmp_path: Path,
