@@ -7,6 +7,7 @@ import gc
 import hmac
 import logging
 import string
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -60,7 +61,12 @@ from docflow_assets.ingest import IngestResult, RejectedDocument, ingest, normal
 from docflow_assets.ml.classifier import ScoredText
 from docflow_assets.ml.registry import Registry
 from docflow_assets.ocr.engines import UnsupportedLanguage, check_languages
-from docflow_assets.processing import DocumentNotFound, predict_document
+from docflow_assets.processing import (
+    DocumentNotFound,
+    LeftToPipeline,
+    OcrBusy,
+    predict_document,
+)
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import (
@@ -219,6 +225,7 @@ async def _predict_stored(
                 served.model.version,
                 document_id,
                 language,
+                state.online_ocr_slots,
             )
         )
     except DocumentNotFound as error:
@@ -477,6 +484,25 @@ def _undecodable(request: Request, error: Exception) -> Response[dict[str, str]]
     )
 
 
+def _left_to_pipeline(request: Request, error: Exception) -> Response[dict[str, Any]]:
+    """Accepted, not done: the document is stored and the pipeline will read it."""
+    assert isinstance(error, LeftToPipeline)
+    return Response(
+        {"detail": str(error), "document_id": error.document_id},
+        status_code=202,
+        media_type=MediaType.JSON,
+    )
+
+
+def _ocr_busy(request: Request, error: Exception) -> Response[dict[str, str]]:
+    return Response(
+        {"detail": str(error)},
+        status_code=503,
+        media_type=MediaType.JSON,
+        headers={"Retry-After": "5"},
+    )
+
+
 def _internal_error(request: Request, error: Exception) -> Response[dict[str, str]]:
     logger.exception("unhandled error on %s", request.url.path, exc_info=error)
     return Response({"detail": "internal server error"}, status_code=500, media_type=MediaType.JSON)
@@ -581,12 +607,15 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
                 ),
                 "model_holder": holder,
                 "refresh_model": refresh_model,
+                "online_ocr_slots": threading.BoundedSemaphore(settings.api_online_ocr_slots),
             }
         ),
         request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
         exception_handlers={
             500: _internal_error,
             UnicodeDecodeError: _undecodable,
+            LeftToPipeline: _left_to_pipeline,
+            OcrBusy: _ocr_busy,
             RecursionError: _undecodable,
             StoreUnavailable: _unavailable,
             OperationalError: _unavailable,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
@@ -23,6 +24,21 @@ class DocumentNotFound(LookupError):
     pass
 
 
+class LeftToPipeline(Exception):
+    """OCR of this document is too large a job to run inside a request."""
+
+    def __init__(self, document_id: int, pages: int, limit: int) -> None:
+        super().__init__(
+            f"document {document_id} has {pages} pages; online OCR reads at most {limit}, "
+            "so the pipeline will read it (poll GET /document/{id})"
+        )
+        self.document_id = document_id
+
+
+class OcrBusy(Exception):
+    """Every online OCR slot is taken: try again shortly."""
+
+
 @dataclass(frozen=True)
 class DocumentPrediction:
     document_id: int
@@ -32,9 +48,17 @@ class DocumentPrediction:
 
 
 def document_text(
-    settings: DocflowSettings, store: ObjectStore, document_id: int, language: str | None = None
+    settings: DocflowSettings,
+    store: ObjectStore,
+    document_id: int,
+    language: str | None = None,
+    ocr_slots: threading.Semaphore | None = None,
 ) -> tuple[str, bool]:
-    """The stored OCR text, or OCR now (and store it). Returns the text and whether OCR ran."""
+    """The stored OCR text, or OCR now (and store it). Returns the text and whether OCR ran.
+
+    OCR now is bounded: a document of more than ``settings.online_max_pages`` pages is left to
+    the pipeline (``LeftToPipeline``), and with every one of ``ocr_slots`` taken the call
+    refuses at once (``OcrBusy``) rather than queue behind minutes of work."""
     if language is not None:
         check_languages(language)
     with session_scope(settings.resolved_database_url) as session:
@@ -45,6 +69,14 @@ def document_text(
         if stored is not None and language is None:
             return stored, False
         key, content_type = document.storage_key, document.content_type
+        if document.pages > settings.online_max_pages:
+            raise LeftToPipeline(document_id, document.pages, settings.online_max_pages)
+    if ocr_slots is not None and not ocr_slots.acquire(blocking=False):
+        raise OcrBusy(
+            f"every online OCR slot is busy: document {document_id} is stored and the pipeline "
+            f"will read it; POST /predict/document/{document_id} again in a few seconds for a "
+            "prediction now"
+        )
     try:
         pages = ocr_document(
             store.get_bytes(key), content_type, OcrOptions.from_settings(settings, language)
@@ -55,6 +87,9 @@ def document_text(
             if document is not None:
                 mark_failed(session, document, f"OCR failed: {type(error).__name__}: {error}")
         raise
+    finally:
+        if ocr_slots is not None:
+            ocr_slots.release()
     with session_scope(settings.resolved_database_url) as session:
         document = session.get(Document, document_id)
         if document is not None:
@@ -70,8 +105,9 @@ def predict_document(
     model_version: str,
     document_id: int,
     language: str | None = None,
+    ocr_slots: threading.Semaphore | None = None,
 ) -> DocumentPrediction:
-    text, ran_ocr = document_text(settings, store, document_id, language)
+    text, ran_ocr = document_text(settings, store, document_id, language, ocr_slots)
     scored = classifier.score_text(text)
     with session_scope(settings.resolved_database_url) as session:
         prediction: Prediction = add_prediction(

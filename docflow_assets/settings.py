@@ -77,6 +77,18 @@ class DocflowSettings(BaseSettings):
         description="API threads that score texts (OCR runs on others, so a slow page never "
         "delays a text prediction).",
     )
+    api_online_ocr_slots: int = Field(
+        default=2,
+        ge=0,
+        description="Documents the API may OCR at once (one per core); past that a request "
+        "that needs OCR gets 503 with Retry-After instead of waiting.",
+    )
+    online_max_pages: int = Field(
+        default=10,
+        ge=0,
+        description="Most pages the API OCRs inside a request; larger documents are stored "
+        "and left to the pipeline (202 with the document id).",
+    )
     api_keys: str | None = Field(
         default=None, description="Comma-separated API keys; when set, routes need X-API-Key."
     )

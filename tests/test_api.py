@@ -354,3 +354,30 @@ def test_upload_and_predict_takes_an_empty_language_as_the_default_and_refuses_a
     refused = client.post("/upload-and-predict", files=lying)
     assert refused.status_code == 422 and "page 2 of 3 cannot be read" in refused.json()["detail"]
     assert client.get("/documents", params={"page_size": 1}).json()["total"] == before
+
+
+def test_online_ocr_is_bounded_by_slots_and_pages(trained_home: TrainedHome) -> None:
+    from tests.test_ingest import encoded
+
+    bounded = trained_home.settings.model_copy(update={"online_max_pages": 2})
+    with TestClient(create_app(bounded)) as api:
+        three = {"file": ("three-pages.tif", encoded("TIFF", pages=3), "image/tiff")}
+        left = api.post("/upload-and-predict", files=three)
+        assert left.status_code == 202, left.text
+        assert "online OCR reads at most 2" in left.json()["detail"]
+        document = api.get(f"/document/{left.json()['document_id']}").json()
+        assert document["status"] == "uploaded"  # stored whole, for the pipeline to read
+        slots = api.app.state.online_ocr_slots
+        taken = [slots.acquire(blocking=False) for _ in range(bounded.api_online_ocr_slots)]
+        assert all(taken)
+        try:
+            one = {"file": ("one-page.png", encoded("PNG"), "image/png")}
+            busy = api.post("/upload-and-predict", files=one)
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+            detail = busy.json()["detail"]
+            assert "online OCR slot is busy: document" in detail
+        finally:
+            for _ in taken:
+                slots.release()
+        stored = int(detail.split("document ", 1)[1].split(" ", 1)[0])
+        assert api.post(f"/predict/document/{stored}").status_code == 200
