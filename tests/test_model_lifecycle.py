@@ -58,13 +58,12 @@ def resources(settings: DocflowSettings, training: bool = True) -> dict[str, obj
     )
 
 
-def drop_pending_uploads(settings: DocflowSettings) -> None:
-    """Other tests upload labelled documents into the shared trained home and never process
-    them; the automation rightly waits for those, so tests of its thresholds set them aside."""
+def set_aside_other_tests_documents(settings: DocflowSettings, trained: TrainedHome) -> None:
+    """Other tests upload (and label, and process) documents in the shared trained home; the
+    automation rightly counts or waits for those, so tests of its rules mark them failed."""
+    own = {*trained.training_ids, *trained.holdout}
     with session_scope(settings.resolved_database_url) as session:
-        for document in session.scalars(
-            select(Document).where(Document.status == DocumentStatus.UPLOADED)
-        ):
+        for document in session.scalars(select(Document).where(Document.id.not_in(own))):
             document.status = DocumentStatus.FAILED
 
 
@@ -217,7 +216,7 @@ def requested(result) -> set[str]:  # type: ignore[no-untyped-def]
 def test_retrain_is_requested_after_enough_new_labels_and_not_before(
     home_copy: DocflowSettings, trained_home: TrainedHome
 ) -> None:
-    drop_pending_uploads(home_copy)
+    set_aside_other_tests_documents(home_copy, trained_home)
     holdout = sorted(trained_home.holdout)
     needed = 10
     run_config = {"ops": {"training_set": {"config": {"min_new_labels": needed}}}}
@@ -314,6 +313,7 @@ def test_predictions_score_with_the_version_that_made_the_features(
 def test_a_manual_training_trains_on_todays_labels_even_with_none_new(
     home_copy: DocflowSettings, trained_home: TrainedHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    set_aside_other_tests_documents(home_copy, trained_home)
     monkeypatch.setenv("DOCFLOW_HOME", str(home_copy.home))
     job = defs.resolve_job_def("train_model_job")
     assert job.tags["dagster/max_retries"] == "0"
@@ -340,7 +340,7 @@ def test_automation_runs_of_the_model_are_never_retried() -> None:
 def test_the_automation_waits_for_labelled_documents_in_ocr_and_snapshots_for_a_new_class(
     home_copy: DocflowSettings, trained_home: TrainedHome
 ) -> None:
-    drop_pending_uploads(home_copy)
+    set_aside_other_tests_documents(home_copy, trained_home)
     newcomer, still_in_ocr = sorted(trained_home.holdout)[:2]
     with session_scope(home_copy.resolved_database_url) as session:
         session.get(Document, newcomer).label = "purchase-order"  # type: ignore[union-attr]
