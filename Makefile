@@ -42,5 +42,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy docflow_assets/ocr docflow_assets/ml docflow_assets/store docflow_assets/demo \
-		docflow_assets/ingest.py docflow_assets/processing.py docflow_assets/settings.py
+	$(BIN)/mypy docflow_assets docflow_api benchmarks

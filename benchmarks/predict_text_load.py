@@ -167,7 +167,7 @@ def main() -> None:
     }
     ready = {"docflow": "/health", "mlflow": "/ping", "constant": "/schema"}
     # Row name -> (server, path, body): the constant app serves two rows.
-    targets = {
+    targets: dict[str, tuple[str, str, dict[str, object]]] = {
         "docflow": ("docflow", "/predict/text", {"text": TEXT}),
         "mlflow": ("mlflow", "/invocations", {"dataframe_records": [{"text": TEXT}]}),
         "constant": ("constant", "/predict/text", {"text": TEXT}),

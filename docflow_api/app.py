@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar, cast
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -94,18 +94,18 @@ R = TypeVar("R")
 
 
 def _settings(state: State) -> DocflowSettings:
-    return state.settings  # type: ignore[no-any-return]
+    return state.settings
 
 
 def _store(state: State) -> ObjectStore:
-    return state.store  # type: ignore[no-any-return]
+    return state.store
 
 
 def _served(state: State) -> ServedModel:
     served = state.model_holder.served
     if served is None:
         raise ServiceUnavailableException(detail=state.model_holder.why_not_served())
-    return served  # type: ignore[no-any-return]
+    return served
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -255,7 +255,7 @@ async def _ingest_upload(state: State, form: UploadForm | UploadAndPredictForm) 
     try:
         result = await anyio.to_thread.run_sync(
             lambda: ingest(
-                form.file.file,
+                cast(BinaryIO, form.file.file),
                 form.file.filename or "unnamed",
                 _settings(state),
                 _store(state),

@@ -435,6 +435,7 @@ def train() -> None:
     trained = {
         event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
         for event in result.get_asset_materialization_events()
+        if event.asset_key is not None
     }
     classifier = trained.get("document_classifier")
     if classifier is None:

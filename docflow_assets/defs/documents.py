@@ -3,7 +3,7 @@
 import functools
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
 import pandas as pd
@@ -78,7 +78,7 @@ def _day(context: AssetExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)
 
 
-def _markdown_preview(rows: list[dict[str, object]]) -> MetadataValue:
+def _markdown_preview(rows: Sequence[Mapping[str, object]]) -> MetadataValue:
     if not rows:
         return MetadataValue.md("(none)")
     return MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False))
@@ -174,7 +174,7 @@ def ocr_text(
     mismatched: list[int] = []
     scripts: Counter[str] = Counter()
     read_by: Counter[str] = Counter()
-    preview = []
+    preview: list[dict[str, object]] = []
     with session_scope(docflow.database) as session:
         by_id = {document.id: session.merge(document) for document in documents}
         for result in results:
@@ -334,7 +334,7 @@ def predictions(
     ids = features.document_ids
     scored = dict(zip(ids, deployed.classifier.score_features(features.matrix), strict=True))
     classes: Counter[str] = Counter()
-    preview = []
+    preview: list[dict[str, object]] = []
     with session_scope(docflow.database) as session:
         for document in batch_documents(session, _day(context), ids):
             result = scored[document.id]

@@ -1,6 +1,7 @@
 """The learning loop: training set snapshot, trained classifier, deployed registry alias."""
 
 from datetime import timedelta
+from typing import Any, cast
 
 import pandas as pd
 from dagster import (
@@ -73,7 +74,7 @@ class TrainingSetConfig(Config):
 )
 def training_set(
     context: AssetExecutionContext, config: TrainingSetConfig, docflow: DocflowResource
-):  # type: ignore[no-untyped-def]
+):
     settings = docflow.settings()
     with session_scope(docflow.database) as session:
         documents = labelled_documents(session)
@@ -199,10 +200,11 @@ def classifier_freshness(settings: DocflowSettings) -> FreshnessPolicy:
     kinds={"pytorch", "mlflow"},
     freshness_policy=classifier_freshness(DocflowSettings()),
     automation_condition=(
-        (
+        cast(
+            AutomationCondition,
             AutomationCondition.any_deps_updated()
             | AutomationCondition.freshness_failed()
-            | AutomationCondition.missing()
+            | AutomationCondition.missing(),
         ).since_last_handled()
         & ~AutomationCondition.any_deps_missing()
         & ~AutomationCondition.any_deps_in_progress()
@@ -227,7 +229,8 @@ def document_classifier(
 ) -> MaterializeResult:
     """Trains inside the MLflow run that dagster-mlflow opened for this Dagster run."""
     settings = docflow.settings()
-    active = mlflow.active_run()
+    # dagster-mlflow's resource forwards to the mlflow module, whose run it has opened.
+    active = cast(Any, mlflow).active_run()
     context.log.info(f"MLflow run {active.info.run_id if active else '(new)'}")
     found = current_snapshot(docflow.store())
     if found is None:

@@ -1,3 +1,5 @@
+from typing import Any
+
 import mlflow
 from dagster import (
     ConfigurableIOManager,
@@ -35,7 +37,8 @@ class DocflowResource(ConfigurableResource):
             "s3_endpoint_url": self.s3_endpoint_url,
             "mlflow_tracking_uri": self.mlflow_tracking_uri,
         }
-        return DocflowSettings(**{key: value for key, value in overrides.items() if value})
+        given: dict[str, Any] = {key: value for key, value in overrides.items() if value}
+        return DocflowSettings(**given)
 
     @property
     def database(self) -> str:
@@ -73,7 +76,7 @@ def mlflow_tracking(context: InitResourceContext) -> MlFlow:
 mlflow_tracking_resource = mlflow_tracking.configured({"experiment_name": EXPERIMENT_NAME})
 
 
-def io_manager_for(settings: DocflowSettings) -> ConfigurableIOManager:
+def io_manager_for(settings: DocflowSettings) -> ConfigurableIOManager | FilesystemIOManager:
     """Dagster's own outputs go where the documents go: the S3 bucket in production, so a
     run worker on any machine can read what another wrote; DAGSTER_HOME/storage otherwise."""
     s3 = s3_location(settings.resolved_object_store)
