@@ -494,13 +494,15 @@ def _left_to_pipeline(request: Request, error: Exception) -> Response[dict[str, 
     )
 
 
-def _ocr_busy(request: Request, error: Exception) -> Response[dict[str, str]]:
+def _retry_later(detail: str) -> Response[dict[str, str]]:
+    """503 with the seconds after which the same request is worth sending again."""
     return Response(
-        {"detail": str(error)},
-        status_code=503,
-        media_type=MediaType.JSON,
-        headers={"Retry-After": "5"},
+        {"detail": detail}, status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "5"}
     )
+
+
+def _ocr_busy(request: Request, error: Exception) -> Response[dict[str, str]]:
+    return _retry_later(str(error))
 
 
 def _internal_error(request: Request, error: Exception) -> Response[dict[str, str]]:
@@ -512,12 +514,7 @@ def _unavailable(request: Request, error: Exception) -> Response[dict[str, str]]
     """A store that is down is the server's problem, not the client's: 503, try again."""
     logger.warning("%s on %s: %s", type(error).__name__, request.url.path, error)
     what = "object store" if isinstance(error, StoreUnavailable) else "database"
-    return Response(
-        {"detail": f"the {what} is unavailable; nothing was changed, try again shortly"},
-        status_code=503,
-        media_type=MediaType.JSON,
-        headers={"Retry-After": "5"},
-    )
+    return _retry_later(f"the {what} is unavailable; nothing was changed, try again shortly")
 
 
 def settle_heap() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import date
 from pathlib import Path
 
@@ -73,6 +73,7 @@ def ocr_files(
     """
     import json
     import sys
+    from dataclasses import replace
 
     from docflow_assets.ingest import RejectedDocument, inspect_content
     from docflow_assets.ocr.engines import UnsupportedLanguage, check_languages
@@ -81,7 +82,7 @@ def ocr_files(
     settings = DocflowSettings()
     options = OcrOptions.from_settings(settings, language)
     if mode:
-        options = OcrOptions(**{**options.__dict__, "mode": mode})
+        options = replace(options, mode=mode)
     try:
         check_languages(options.language)
     except UnsupportedLanguage as error:
@@ -247,11 +248,7 @@ def demo(per_class: int, dagster_port: int, api_port: int, timeout: float) -> No
     home = settings.resolved_home
     run_dir = home / "run"
     env = {**os.environ, "DOCFLOW_HOME": str(home), "OMP_THREAD_LIMIT": "1"}
-    env.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
-    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    instance_config = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
-    if not instance_config.exists():
-        instance_config.write_text((REPO_ROOT / "dagster.yaml").read_text())
+    _prepare_dagster_home(env, home)
 
     _registry(settings).experiment_id()  # MLflow's tables, before parallel runs race to make them
     corpus = home / "demo-corpus"
@@ -286,6 +283,17 @@ def demo(per_class: int, dagster_port: int, api_port: int, timeout: float) -> No
     console.rule("7. API")
     services.start(services.api_service(api_port), run_dir, env)
     _print_summary(settings, ids, dagster_port, api_port)
+
+
+def _prepare_dagster_home(environment: MutableMapping[str, str], home: Path) -> Path:
+    """DAGSTER_HOME as ``environment`` sets it, else under the Docflow home, with the
+    repository's instance configuration when it has none of its own."""
+    dagster_home = Path(environment.setdefault("DAGSTER_HOME", str(home / "dagster_home")))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_config = dagster_home / "dagster.yaml"
+    if not instance_config.exists():
+        instance_config.write_text((REPO_ROOT / "dagster.yaml").read_text())
+    return dagster_home
 
 
 @main.command()
@@ -421,12 +429,7 @@ def train() -> None:
     from docflow_assets.definitions import defs
 
     settings = DocflowSettings()
-    dagster_home = Path(
-        os.environ.setdefault("DAGSTER_HOME", str(settings.resolved_home / "dagster_home"))
-    )
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    if not (dagster_home / "dagster.yaml").exists():
-        (dagster_home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    dagster_home = _prepare_dagster_home(os.environ, settings.resolved_home)
     console.print(f"home {settings.resolved_home}, Dagster instance {dagster_home}")
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def("train_model_job").execute_in_process(

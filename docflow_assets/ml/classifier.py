@@ -43,16 +43,16 @@ class TfidfMlp(nn.Module):
     def is_linear(self) -> bool:
         return len(self.head) == 0
 
-    def forward(self, rows: SparseRows) -> torch.Tensor:
-        # A bag of weighted feature rows per document: the gradient touches only the rows a
-        # batch uses (sparse), not the whole n_features x width matrix.
+    def forward(self, rows: SparseRows, input_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of each document, a bag of weighted feature rows. ``input_rows``: the
+        first-layer rows that ``rows.indices`` number, when not the whole layer (training
+        passes just the rows a batch uses)."""
         hidden = F.embedding_bag(
             rows.indices,
-            self.input_weight,
+            self.input_weight if input_rows is None else input_rows,
             rows.offsets,
             mode="sum",
             per_sample_weights=rows.weights,
-            sparse=True,
         )
         return self.head(hidden + self.input_bias)
 

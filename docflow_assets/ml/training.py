@@ -20,7 +20,6 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
-from torch.nn import functional as F
 
 from docflow_assets.ml.classifier import DocumentClassifier, TfidfMlp, to_torch_sparse
 from docflow_assets.ml.features import TextVectorizer
@@ -86,7 +85,6 @@ class TrainingResult:
     seconds: float
     baseline_seconds: float
     # Every estimate is out of fold: each document predicted by a model that never saw it.
-    test_indices: list[int] = field(default_factory=list)
     predicted: dict[int, str] = field(default_factory=dict)  # document index: out-of-fold class
     head_scores: dict[str, float] = field(default_factory=dict)
     fold_scores: dict[str, list[float]] = field(default_factory=dict)
@@ -168,8 +166,8 @@ def _fit(
     epochs: int,
     config: TrainingConfig,
 ) -> _Fitted:
-    """Train one head on ``train``; with ``validation``, keep the epoch of lowest validation
-    loss and stop after ``patience`` epochs without gain, otherwise run ``epochs`` epochs."""
+    """Train one head on ``train``; with ``validation``, keep the epoch that scored best there
+    and stop after ``patience`` epochs without gain, otherwise run ``epochs`` epochs."""
     torch.manual_seed(config.seed)
     network = TfidfMlp(features.shape[1], n_classes, head.hidden, head.dropout)
     counts = np.bincount(targets[list(train)], minlength=n_classes).astype(np.float32)
@@ -182,25 +180,23 @@ def _fit(
     best_state: dict[str, torch.Tensor] | None = None
     best_score, best_epoch, without_gain = -float("inf"), epochs, 0
     history: list[dict[str, float]] = []
+    if validation is not None:
+        validation_rows = to_torch_sparse(features[list(validation)])
+        validation_truth = torch.from_numpy(targets[list(validation)])
     for epoch in range(epochs):
         network.train()
         order = generator.permutation(np.asarray(train))
         epoch_loss = 0.0
         for start in range(0, len(order), config.batch_size):
-            batch = features[order[start : start + config.batch_size]]
+            documents = order[start : start + config.batch_size]
+            batch = to_torch_sparse(features[documents])
             # Only the feature rows this batch uses take part: gathered into a small dense
             # matrix, trained, written back (a step never walks the whole vocabulary).
-            used, local = np.unique(batch.indices, return_inverse=True)
+            used, local = np.unique(batch.indices.numpy(), return_inverse=True)
             rows = first_layer.gather(used)
-            hidden = F.embedding_bag(
-                torch.from_numpy(local.astype(np.int64)),
-                rows,
-                torch.from_numpy(batch.indptr[:-1].astype(np.int64)),
-                mode="sum",
-                per_sample_weights=torch.from_numpy(batch.data.astype(np.float32)),
-            )
-            truth = torch.from_numpy(targets[order[start : start + config.batch_size]])
-            loss = loss_fn(network.head(hidden + network.input_bias), truth)
+            local_batch = batch._replace(indices=torch.from_numpy(local.astype(np.int64)))
+            truth = torch.from_numpy(targets[documents])
+            loss = loss_fn(network(local_batch, rows), truth)
             optimiser.zero_grad()
             (loss + head.weight_decay * rows.pow(2).sum()).backward()
             optimiser.step()
@@ -210,10 +206,11 @@ def _fit(
         if validation is not None:
             network.eval()
             with torch.inference_mode():
-                logits = network(to_torch_sparse(features[list(validation)]))
-                truth = torch.from_numpy(targets[list(validation)])
-                row["val_loss"] = float(loss_fn(logits, truth))
-                row["val_accuracy"] = float((logits.argmax(dim=1) == truth).float().mean())
+                logits = network(validation_rows)
+                row["val_loss"] = float(loss_fn(logits, validation_truth))
+                row["val_accuracy"] = float(
+                    (logits.argmax(dim=1) == validation_truth).float().mean()
+                )
             # Validation accuracy first, loss to break ties: a linear model's loss rises as it
             # grows sure of itself long before its accuracy stops improving.
             score = row["val_accuracy"] - 1e-3 * row["val_loss"]
@@ -363,7 +360,6 @@ def train_classifier(
         split_sizes={"train": len(labels), "cross_validated": len(sample), "folds": folds},
         seconds=time.perf_counter() - started - baseline_seconds,
         baseline_seconds=baseline_seconds,
-        test_indices=sample.tolist(),
         predicted=dict(zip(sample.tolist(), chosen_predicted, strict=True)),
         head_scores=scores,
         fold_scores=fold_scores,

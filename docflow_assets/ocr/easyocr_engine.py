@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word, split_words
+from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word
 
 # Tesseract language codes to EasyOCR's; only English weights ship offline.
 EASYOCR_LANGUAGES = {"eng": "en"}
@@ -40,6 +40,21 @@ def easyocr_languages(language: str) -> tuple[str, ...]:
     return tuple(EASYOCR_LANGUAGES[part] for part in language.split("+"))
 
 
+def split_words(
+    text: str, box: tuple[int, int, int, int], confidence: float, line: int
+) -> list[Word]:
+    """Split a recognised segment into words with boxes proportional to their length."""
+    left, top, width, height = box
+    tokens = text.split()
+    total = sum(len(token) for token in tokens) + max(len(tokens) - 1, 0)
+    words, offset = [], 0
+    for token in tokens:
+        share = int(width * len(token) / max(total, 1))
+        words.append(Word(token, (left + offset, top, share, height), confidence, line))
+        offset += share + int(width / max(total, 1))
+    return words
+
+
 class EasyOcrEngine:
     name = "easyocr"
 
@@ -63,14 +78,3 @@ class EasyOcrEngine:
         return PageText(
             self.name, language, words, time.perf_counter() - started, text="\n".join(lines)
         )
-
-    def read_line(self, crop: np.ndarray, language: str) -> tuple[str, float]:
-        """Recognition only, on a crop holding one text line."""
-        height, width = crop.shape[:2]
-        results = reader(easyocr_languages(language)).recognize(
-            crop, horizontal_list=[[0, width, 0, height]], free_list=[]
-        )
-        if not results:
-            return "", 0.0
-        _, text, confidence = results[0]
-        return str(text), float(confidence)

@@ -54,21 +54,6 @@ def text_from_words(words: list[Word]) -> str:
     return "\n".join(" ".join(lines[number]) for number in sorted(lines))
 
 
-def split_words(
-    text: str, box: tuple[int, int, int, int], confidence: float, line: int
-) -> list[Word]:
-    """Split a recognised segment into words with boxes proportional to their length."""
-    left, top, width, height = box
-    tokens = text.split()
-    total = sum(len(token) for token in tokens) + max(len(tokens) - 1, 0)
-    words, offset = [], 0
-    for token in tokens:
-        share = int(width * len(token) / max(total, 1))
-        words.append(Word(token, (left + offset, top, share, height), confidence, line))
-        offset += share + int(width / max(total, 1))
-    return words
-
-
 class UnsupportedLanguage(ValueError):
     pass
 
@@ -102,7 +87,6 @@ class OcrEngine(Protocol):
 
 AUTOMATIC_LAYOUT = 3  # Tesseract's page segmentation modes (--psm)
 SINGLE_BLOCK = 6
-SINGLE_LINE = 7
 
 
 _apis = threading.local()
@@ -143,15 +127,6 @@ class TesseractEngine:
             seconds=time.perf_counter() - started,
             text=text_from_words(words),
         )
-
-    def read_line(self, crop: Image.Image, language: str) -> list[tuple[str, float]]:
-        """Recognition of a crop holding one text line: its words and confidences."""
-        api = tesseract_api(language, SINGLE_LINE)
-        api.SetImage(crop)
-        api.Recognize()
-        words = [(word.text, word.confidence) for word in _words(api)]
-        api.Clear()
-        return words
 
 
 def _words(api: tesserocr.PyTessBaseAPI) -> list[Word]:

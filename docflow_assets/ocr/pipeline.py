@@ -169,11 +169,11 @@ def _rows_kept(
 @dataclass(frozen=True)
 class Readers:
     """The engines a mode reads with, composed once: the first reads every page; the second
-    (PP-OCR, or EasyOCR in the easyocr mode) votes in the ensemble or re-reads unsure lines in
-    the cascade. None where the languages asked for are beyond it: Tesseract reads alone."""
+    (PP-OCR) votes in the ensemble or reads the pages the cascade is unsure of. None where the
+    languages asked for are beyond it: Tesseract reads alone."""
 
     first: OcrEngine
-    second: PpOcrEngine | EasyOcrEngine | None = None
+    second: PpOcrEngine | None = None
 
 
 def compose_readers(mode: str, language: str) -> Readers:
@@ -194,7 +194,7 @@ def ocr_document(
     results = []
     for page in iter_page_images(data, content_type, options.dpi, options.max_pixels):
         prepared, text = read_upright(page, options, readers.first)
-        if isinstance(readers.second, PpOcrEngine) and options.mode == "cascade":
+        if readers.second is not None and options.mode == "cascade":
             text = cascade(prepared, text, options.cascade_threshold, readers.second)
         elif readers.second is not None and options.mode == "ensemble":
             text = ensemble(text, readers.second.read(prepared, options.language))

@@ -32,13 +32,16 @@ DETECTION_MAX_SIDE = 960
 _engines = threading.local()
 
 
+def _unsupported(language: str) -> list[str]:
+    return [part for part in language.split("+") if part not in PPOCR_LANGUAGES]
+
+
 def ppocr_supports(language: str) -> bool:
-    return all(part in PPOCR_LANGUAGES for part in language.split("+"))
+    return not _unsupported(language)
 
 
 def check_ppocr_language(language: str) -> None:
-    unsupported = [part for part in language.split("+") if part not in PPOCR_LANGUAGES]
-    if unsupported:
+    if unsupported := _unsupported(language):
         raise UnsupportedLanguage(
             f"PP-OCR reads Latin-script languages only, not {', '.join(unsupported)}"
         )
@@ -120,14 +123,3 @@ class PpOcrEngine:
             time.perf_counter() - started,
             text=text_from_words(words),
         )
-
-    def read_line(self, crop: np.ndarray, language: str) -> tuple[str, float]:
-        """Recognition only, on a greyscale crop holding one text line."""
-        check_ppocr_language(language)
-        if crop.size == 0:
-            return "", 0.0
-        bgr = np.ascontiguousarray(np.repeat(crop[:, :, None], 3, axis=2))
-        output = rapid_ocr()(bgr, use_det=False, use_cls=False, use_rec=True)
-        if not output.txts:
-            return "", 0.0
-        return str(output.txts[0]), float(output.scores[0])
