@@ -30,7 +30,10 @@ class ModelHolder:
         """What a client is told while no model is served: the gate's last refusal, if any."""
         verdict = self.registry.last_verdict()
         if verdict is None or verdict[1] != "refused":
-            return "no model is deployed yet: none has been trained (run train_model_job)"
+            return (
+                "no model is deployed yet: none has been trained (training_snapshot_sensor "
+                "trains once labelled documents are processed; `docflow train` trains now)"
+            )
         version, _, reason = verdict
         return (
             f"no model is deployed yet: version {version} was refused by the deployment gate "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, MutableMapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from docflow_assets.ocr.pipeline import OCR_MODES, OcrOptions
 from docflow_assets.settings import DocflowSettings
+
+# The training sensor looks every minute; a run it launches is queued soon after.
+SENSOR_GRACE_SECONDS = 180
 
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -245,6 +248,7 @@ def demo(per_class: int, dagster_port: int, api_port: int, timeout: float) -> No
     from docflow_assets.demo.render import render_corpus
 
     settings = DocflowSettings()
+    started = datetime.now(UTC)
     home = settings.resolved_home
     run_dir = home / "run"
     env = {**os.environ, "DOCFLOW_HOME": str(home), "OMP_THREAD_LIMIT": "1"}
@@ -269,9 +273,8 @@ def demo(per_class: int, dagster_port: int, api_port: int, timeout: float) -> No
     console.rule("4. sensor-launched OCR runs")
     _wait_for_documents(settings, ids, timeout)
 
-    console.rule("5. train, register and deploy")
-    run_id = client.submit_job_execution("train_model_job")
-    _wait_for_run(client, run_id, timeout)
+    console.rule("5. training_snapshot_sensor: snapshot, train, register, deploy")
+    _wait_for_run(client, _training_run(Path(env["DAGSTER_HOME"]), started, client), timeout)
 
     console.rule("6. predictions with the deployed model")
     for day in _days_needing_predictions(settings, ids):
@@ -335,6 +338,30 @@ def _wait_for_documents(settings: DocflowSettings, ids: list[int], timeout: floa
             )
 
     _poll("documents processed by sensor runs", len(ids), finished, timeout)
+
+
+def _training_run(dagster_home: Path, since: datetime, client) -> str:
+    """The run training_snapshot_sensor launched for the demo's labels; on a home whose labels
+    are already learned the sensor has nothing to do, so the demo asks for one by hand."""
+    from dagster import DagsterInstance, RunsFilter
+
+    from docflow_assets.defs.partitions import PARTITION_TAG, TRAINING_SNAPSHOTS
+    from docflow_assets.ml.training_set import snapshot_partition_key
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        deadline = time.monotonic() + SENSOR_GRACE_SECONDS
+        with console.status("waiting for training_snapshot_sensor"):
+            while time.monotonic() < deadline:
+                runs = instance.get_runs(
+                    RunsFilter(job_name="train_model_job", created_after=since), limit=1
+                )
+                if runs:
+                    return runs[0].run_id
+                time.sleep(3)
+        partition = snapshot_partition_key(datetime.now(UTC))
+        instance.add_dynamic_partitions(TRAINING_SNAPSHOTS, [partition])
+    console.print("the sensor found nothing new to learn; training by hand")
+    return client.submit_job_execution("train_model_job", tags={PARTITION_TAG: partition})
 
 
 def _wait_for_run(client, run_id: str, timeout: float) -> None:
@@ -421,39 +448,49 @@ def _print_summary(
 def train() -> None:
     """Snapshot today's labels, train, and deploy if the gate passes; print the verdict.
 
-    Runs train_model_job in this process against the home's Dagster instance, so the run and
-    its checks show in the Dagster UI. Exit code 1 when the gate refused the model.
+    Adds a training snapshot partition and runs train_model_job for it in this process against
+    the home's Dagster instance, so the run, the partition and its checks show in the Dagster
+    UI. Exit code 1 when the gate refused the model.
     """
     from dagster import DagsterInstance
 
     from docflow_assets.definitions import defs
+    from docflow_assets.defs.partitions import TRAINING_SNAPSHOTS
+    from docflow_assets.ml.training_set import snapshot_partition_key
 
     settings = DocflowSettings()
     dagster_home = _prepare_dagster_home(os.environ, settings.resolved_home)
-    console.print(f"home {settings.resolved_home}, Dagster instance {dagster_home}")
+    partition = snapshot_partition_key(datetime.now(UTC))
+    console.print(
+        f"home {settings.resolved_home}, Dagster instance {dagster_home}, "
+        f"training snapshot {partition}"
+    )
     with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(TRAINING_SNAPSHOTS, [partition])
         result = defs.resolve_job_def("train_model_job").execute_in_process(
-            instance=instance, raise_on_error=False
+            instance=instance, partition_key=partition, raise_on_error=False
         )
     trained = {
         event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
         for event in result.get_asset_materialization_events()
         if event.asset_key is not None
     }
-    classifier = trained.get("document_classifier")
-    if classifier is None:
-        raise click.ClickException(f"run {result.run_id} trained no model; see the Dagster UI")
-    table = Table(title=f"model version {classifier['model_version'].value}")
+    table = Table(title=f"training snapshot {partition}")
     for column in ("check", "verdict", "why"):
         table.add_column(column)
     for check in result.get_asset_check_evaluations():
         reason = check.metadata.get("reason")
+        figures = ", ".join(f"{name} {value.value}" for name, value in check.metadata.items())
         table.add_row(
-            check.check_name,
+            f"{check.asset_key.to_user_string()}: {check.check_name}",
             "[green]passed[/green]" if check.passed else "[red]refused[/red]",
-            str(reason.value) if reason is not None else "",
+            str(reason.value) if reason is not None else figures,
         )
     console.print(table)
+    classifier = trained.get("document_classifier")
+    if classifier is None:
+        raise click.ClickException(f"run {result.run_id} trained no model (see the checks above)")
+    console.print(f"model version {classifier['model_version'].value}")
     head = classifier["head"].value
     console.print(
         f"head {head}, cross-validated macro-F1 {classifier['test_macro_f1'].value:.3f} "

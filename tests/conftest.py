@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, ExecuteInProcessResult
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
@@ -34,6 +35,38 @@ class TrainedHome:
 
 def today_partition() -> str:
     return datetime.now(UTC).date().isoformat()
+
+
+def new_training_snapshot(instance: DagsterInstance) -> str:
+    """A fresh training-snapshot partition, as training_snapshot_sensor or `docflow train`
+    adds one (suffixed: tests take several in a second)."""
+    from docflow_assets.defs.partitions import TRAINING_SNAPSHOTS
+    from docflow_assets.ml.training_set import snapshot_partition_key
+
+    taken = instance.get_dynamic_partitions(TRAINING_SNAPSHOTS)
+    partition = f"{snapshot_partition_key(datetime.now(UTC))}-{len(taken)}"
+    instance.add_dynamic_partitions(TRAINING_SNAPSHOTS, [partition])
+    return partition
+
+
+def train_model(
+    instance: DagsterInstance,
+    resources: dict[str, object],
+    assets: list | None = None,
+    raise_on_error: bool = True,
+) -> ExecuteInProcessResult:
+    """Materialise the model group (or ``assets`` of it) for a new training snapshot."""
+    from dagster import materialize
+
+    from docflow_assets.defs.model import deployed_model, document_classifier, training_set
+
+    return materialize(
+        assets or [training_set, document_classifier, deployed_model],
+        instance=instance,
+        resources=resources,
+        partition_key=new_training_snapshot(instance),
+        raise_on_error=raise_on_error,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +108,6 @@ def trained_home(
         raw_documents,
         tfidf_features,
     )
-    from docflow_assets.defs.model import (
-        deployed_model,
-        document_classifier,
-        training_set,
-        training_set_checks,
-    )
     from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
     from docflow_assets.defs.sensors import batch_run_config
     from docflow_assets.ingest import ingest_folder, read_labels
@@ -99,17 +126,7 @@ def trained_home(
     materialisations: dict[str, dict[str, object]] = {}
     document_assets = [raw_documents, ocr_text, tfidf_features, predictions]
 
-    def run(assets: list, run_config: dict | None = None, partition_key: str | None = None) -> None:
-        # dagster-mlflow's resource opens an MLflow run: give it only to the run that trains.
-        trains = document_classifier in assets
-        result = materialize(
-            assets,
-            resources={"docflow": resource, "mlflow": mlflow_tracking_resource}
-            if trains
-            else {"docflow": resource},
-            partition_key=partition_key,
-            run_config=run_config,
-        )
+    def record(result: ExecuteInProcessResult) -> None:
         assert result.success
         for event in result.get_asset_materialization_events():
             materialization = event.step_materialization_data.materialization
@@ -117,15 +134,27 @@ def trained_home(
                 key: value.value for key, value in materialization.metadata.items()
             }
 
-    run(document_assets, batch_run_config(training_ids), partition)
-    run([training_set, *training_set_checks, document_classifier, deployed_model])
+    def process(ids: list[int]) -> None:
+        record(
+            materialize(
+                document_assets,
+                resources={"docflow": resource},
+                partition_key=partition,
+                run_config=batch_run_config(ids),
+            )
+        )
+
+    process(training_ids)
+    # dagster-mlflow's resource opens an MLflow run: only the run that trains gets it.
+    with DagsterInstance.ephemeral() as instance:
+        record(train_model(instance, {"docflow": resource, "mlflow": mlflow_tracking_resource}))
     model_version = str(materialisations["deployed_model"]["model_version"])
 
     holdout_folder, rendered = holdout_corpus
     truth = {item.filename: item.label for item in rendered}
     holdout_report = ingest_folder(holdout_folder, settings, store)
     holdout = {document.id: truth[document.filename] for document in holdout_report.added}
-    run(document_assets, batch_run_config(sorted(holdout)), partition)
+    process(sorted(holdout))
     return TrainedHome(settings, training_ids, holdout, model_version, materialisations)
 
 

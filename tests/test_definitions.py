@@ -27,6 +27,14 @@ def test_definitions_load_with_every_asset_job_and_sensor() -> None:
         "deployed_model",
     }
     assert defs.resolve_sensor_def("new_uploads_sensor").job_name == "process_documents_job"
+    assert defs.resolve_sensor_def("training_snapshot_sensor").job_name == "train_model_job"
+    # Each trained model is a partition: one per training snapshot.
+    by_snapshot = {
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if getattr(graph.get(key).partitions_def, "name", None) == "training_snapshots"
+    }
+    assert by_snapshot == {"training_set", "document_classifier"}
     for job in ("process_documents_job", "score_documents_job", "train_model_job"):
         assert defs.resolve_job_def(job) is not None
 

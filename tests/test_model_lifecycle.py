@@ -1,32 +1,29 @@
-"""Gated deployment, rollback, safe model files and the retrain automation condition."""
+"""Gated deployment, rollback, safe model files, trained models as partitions, and the
+training sensor's rules."""
 
 from __future__ import annotations
 
 import pickle
 import random
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from dagster import (
     AssetKey,
-    AssetMaterialization,
-    AssetSelection,
-    evaluate_automation_conditions,
+    DagsterInstance,
+    SkipReason,
+    build_sensor_context,
     instance_for_test,
     materialize,
 )
 from sqlalchemy import select
 
 from docflow_assets.definitions import defs
-from docflow_assets.defs.model import (
-    deployed_model,
-    document_classifier,
-    training_set,
-    training_set_checks,
-)
 from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
 from docflow_assets.demo.render import RenderedDocument
 from docflow_assets.ml.classifier import DocumentClassifier
@@ -39,13 +36,11 @@ from docflow_assets.ml.gate import (
 )
 from docflow_assets.ml.registry import Registry
 from docflow_assets.ml.training import Head, TrainingConfig, evaluate, train_classifier
+from docflow_assets.ml.training_set import retrain_decision
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus
-from tests.conftest import TrainedHome
-
-MODEL_ASSETS = [training_set, *training_set_checks, document_classifier, deployed_model]
-MODEL_GROUP = AssetSelection.groups("model")
+from tests.conftest import TrainedHome, new_training_snapshot, train_model
 
 
 def resources(settings: DocflowSettings, training: bool = True) -> dict[str, object]:
@@ -84,12 +79,8 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
         random.Random(3).shuffle(labels)
         for document, label in zip(labelled, labels, strict=True):
             document.label = label
-    result = materialize(
-        MODEL_ASSETS,
-        resources=resources(home_copy),
-        run_config={"ops": {"training_set": {"config": {"force": True}}}},
-        raise_on_error=False,
-    )
+    with DagsterInstance.ephemeral() as instance:
+        result = train_model(instance, resources(home_copy), raise_on_error=False)
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     # No absolute floor by default; a model that guesses no better than always naming the
     # largest class is refused whatever its baseline does.
@@ -201,75 +192,131 @@ def test_served_model_loads_without_unpickling(two_versions, monkeypatch) -> Non
     assert scored[0].predicted_class == "receipt"
 
 
-def requested(result) -> set[str]:  # type: ignore[no-untyped-def]
-    return {
-        key.to_user_string()
-        for key in (
-            AssetKey("training_set"),
-            AssetKey("document_classifier"),
-            AssetKey("deployed_model"),
-        )
-        if result.get_num_requested(key)
-    }
+def test_the_retrain_rule_waits_for_ocr_and_counts_new_labels_new_classes_and_age() -> None:
+    def labels(pairs: dict[int, str]) -> pd.DataFrame:
+        return pd.DataFrame({"document_id": list(pairs), "label": list(pairs.values())})
+
+    before = labels({1: "memo", 2: "invoice", 3: "memo"})
+    week = timedelta(days=7)
+
+    def decide(now: pd.DataFrame, **changes: object):  # type: ignore[no-untyped-def]
+        arguments: dict = {"labelled_in_processing": 0, "min_new_labels": 2, "model_age": None}
+        arguments.update(changes)
+        return retrain_decision(before, now, max_model_age=week, **arguments)
+
+    assert retrain_decision(None, before, 0, 50, None, week).snapshot  # the first labels
+    assert not retrain_decision(None, labels({}), 0, 50, None, week).snapshot
+    one_more = labels({1: "memo", 2: "invoice", 3: "memo", 4: "memo"})
+    assert not decide(one_more).snapshot
+    assert "1 new labels since the last snapshot; 2 make one" in decide(one_more).reason
+    relabelled = labels({1: "invoice", 2: "invoice", 3: "memo", 4: "memo"})
+    assert decide(relabelled).snapshot  # a changed label counts as new
+    newcomer = labels({1: "memo", 2: "invoice", 3: "memo", 4: "letter"})
+    assert "['letter']" in decide(newcomer).reason and decide(newcomer).snapshot
+    waiting = decide(newcomer, labelled_in_processing=3)
+    assert (
+        not waiting.snapshot and "3 labelled documents are still being processed" in waiting.reason
+    )
+    assert decide(before, model_age=timedelta(days=8)).snapshot  # stale
+    assert not decide(before, model_age=timedelta(days=6)).snapshot
 
 
-def test_retrain_is_requested_after_enough_new_labels_and_not_before(
-    home_copy: DocflowSettings, trained_home: TrainedHome
+def tick(instance: DagsterInstance, settings: DocflowSettings, cursor: str | None = None):  # type: ignore[no-untyped-def]
+    """One evaluation of the daemon's training sensor on a real instance: a SensorResult
+    (run requests, partitions to add, cursor) or a SkipReason."""
+    context = build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"docflow": DocflowResource(home=str(settings.home))},
+    )
+    return defs.resolve_sensor_def("training_snapshot_sensor")(context)
+
+
+def skipped(result) -> str:  # type: ignore[no-untyped-def]
+    assert isinstance(result, SkipReason), result
+    return str(result.skip_message)
+
+
+def label(settings: DocflowSettings, labels: dict[int, str]) -> None:
+    with session_scope(settings.resolved_database_url) as session:
+        for document_id, name in labels.items():
+            session.get(Document, document_id).label = name  # type: ignore[union-attr]
+
+
+def test_the_sensor_trains_a_new_partition_on_enough_new_labels_once_and_when_stale(
+    home_copy: DocflowSettings, trained_home: TrainedHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     set_aside_other_tests_documents(home_copy, trained_home)
     holdout = sorted(trained_home.holdout)
-    needed = 10
-    run_config = {"ops": {"training_set": {"config": {"min_new_labels": needed}}}}
-    start = datetime.now(UTC)
+    monkeypatch.setenv("DOCFLOW_RETRAIN_MIN_NEW_LABELS", str(len(holdout)))
+    job = defs.resolve_job_def("train_model_job")
     with instance_for_test() as instance:
-        for key in ("training_set", "document_classifier", "deployed_model"):
-            instance.report_runless_asset_event(AssetMaterialization(key))
-        first = evaluate_automation_conditions(
-            defs, instance, asset_selection=MODEL_GROUP, evaluation_time=start
+        assert skipped(tick(instance, home_copy)) == (
+            f"0 new labels since the last snapshot; {len(holdout)} make one"
         )
-        assert requested(first) == set()
+        label(home_copy, {i: trained_home.holdout[i] for i in holdout[:-1]})
+        assert f"{len(holdout) - 1} new labels" in skipped(tick(instance, home_copy))
+        label(home_copy, {holdout[-1]: trained_home.holdout[holdout[-1]]})
+        asked = tick(instance, home_copy)
+        [request] = asked.run_requests
+        assert request.tags["docflow/why"] == (
+            f"{len(holdout)} new or changed labels (threshold {len(holdout)})"
+        )
+        [added] = asked.dynamic_partitions_requests
+        assert list(added.partition_keys) == [request.partition_key]
+        # Asked once: until that run has snapshotted the labels, the next ticks wait for it.
+        assert "already asked" in skipped(tick(instance, home_copy, asked.cursor))
 
-        def label(ids: list[int]) -> None:
-            with session_scope(home_copy.resolved_database_url) as session:
-                for document_id in ids:
-                    session.get(Document, document_id).label = trained_home.holdout[document_id]  # type: ignore[union-attr]
-
-        label(holdout[: needed - 1])
-        few = materialize(
-            [training_set],
+        instance.add_dynamic_partitions("training_snapshots", [request.partition_key])
+        trained = job.execute_in_process(
             instance=instance,
-            resources=resources(home_copy, training=False),
-            run_config=run_config,
+            partition_key=request.partition_key,
+            resources=resources(home_copy),
+            raise_on_error=False,
         )
-        assert few.get_asset_materialization_events() == []
-        not_yet = evaluate_automation_conditions(
-            defs,
-            instance,
-            asset_selection=MODEL_GROUP,
-            evaluation_time=start + timedelta(seconds=30),
-            cursor=first.cursor,
+        assert trained.success
+        assert skipped(tick(instance, home_copy, asked.cursor)) == (
+            f"0 new labels since the last snapshot; {len(holdout)} make one"
         )
-        assert "document_classifier" not in requested(not_yet)
+        # The trained model is a partition of document_classifier, and the deployed model
+        # records which one is served.
+        classifier = instance.get_latest_materialization_event(AssetKey("document_classifier"))
+        trained_model = classifier.asset_materialization if classifier else None
+        assert trained_model is not None and trained_model.partition == request.partition_key
+        version = trained_model.metadata["model_version"].value
+        deployed = instance.get_latest_materialization_event(AssetKey("deployed_model"))
+        metadata = deployed.asset_materialization.metadata  # type: ignore[union-attr]
+        assert metadata["training_snapshot"].value == request.partition_key
+        assert metadata["model_version"].value == version
+        assert registry(home_copy).version_for_alias(home_copy.model_alias) == version
 
-        label(holdout[needed - 1 :])
-        enough = materialize(
-            [training_set],
-            instance=instance,
-            resources=resources(home_copy, training=False),
-            run_config=run_config,
+        # Freshness: a model older than DOCFLOW_MODEL_MAX_AGE_DAYS is retrained on the labels
+        # it already had, as a new partition.
+        monkeypatch.setenv("DOCFLOW_MODEL_MAX_AGE_DAYS", str(0.5 / 86400))
+        time.sleep(1)
+        [stale] = tick(instance, home_copy).run_requests
+        assert "days old" in stale.tags["docflow/why"]
+        assert stale.partition_key != request.partition_key
+
+
+def test_the_sensor_waits_for_labelled_documents_in_ocr_and_trains_for_a_new_class(
+    home_copy: DocflowSettings, trained_home: TrainedHome
+) -> None:
+    set_aside_other_tests_documents(home_copy, trained_home)
+    newcomer, still_in_ocr = sorted(trained_home.holdout)[:2]
+    label(home_copy, {newcomer: "purchase-order", still_in_ocr: trained_home.holdout[still_in_ocr]})
+    with session_scope(home_copy.resolved_database_url) as session:
+        session.get(Document, still_in_ocr).status = DocumentStatus.UPLOADED  # type: ignore[union-attr]
+    with instance_for_test() as instance:
+        early = skipped(tick(instance, home_copy))
+        assert early == "1 labelled documents are still being processed"
+        with session_scope(home_copy.resolved_database_url) as session:
+            session.get(Document, still_in_ocr).status = DocumentStatus.OCR_DONE  # type: ignore[union-attr]
+        # Two new labels, far under the threshold of 50, but one names a class no model knows.
+        [request] = tick(instance, home_copy).run_requests
+        assert request.tags["docflow/why"] == (
+            "labels of classes no model has seen: ['purchase-order']"
         )
-        [event] = enough.get_asset_materialization_events()
-        metadata = event.step_materialization_data.materialization.metadata
-        assert metadata["new_labels"].value == len(holdout)
-        now = evaluate_automation_conditions(
-            defs,
-            instance,
-            asset_selection=MODEL_GROUP,
-            evaluation_time=start + timedelta(seconds=60),
-            cursor=not_yet.cursor,
-        )
-        # One run for both: the classifier's blocking checks stop the deploy inside that run.
-        assert {"document_classifier", "deployed_model"} <= requested(now)
 
 
 def test_predictions_score_with_the_version_that_made_the_features(
@@ -316,49 +363,29 @@ def test_a_manual_training_trains_on_todays_labels_even_with_none_new(
     set_aside_other_tests_documents(home_copy, trained_home)
     monkeypatch.setenv("DOCFLOW_HOME", str(home_copy.home))
     job = defs.resolve_job_def("train_model_job")
-    assert job.tags["dagster/max_retries"] == "0"
     with instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        partition = new_training_snapshot(instance)
+        result = job.execute_in_process(
+            instance=instance, partition_key=partition, raise_on_error=False
+        )
     events = {
         event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
         for event in result.get_asset_materialization_events()
     }
-    assert events["training_set"]["forced"].value is True
     assert events["training_set"]["new_labels"].value == 0  # nothing new, trained all the same
     assert events["document_classifier"]["verdict"].value == "deploy"
-    assert "deployed_model" in events
+    assert events["document_classifier"]["training_snapshot"].value == partition
+    assert events["deployed_model"]["training_snapshot"].value == partition
     new_version = str(events["document_classifier"]["model_version"].value)
     assert registry(home_copy).version_for_alias(home_copy.model_alias) == new_version
     assert registry(home_copy).last_verdict() == (new_version, "passed", "every check passed")
 
 
-def test_automation_runs_of_the_model_are_never_retried() -> None:
-    sensor = defs.resolve_sensor_def("model_automation_sensor")
-    assert sensor.run_tags == {"dagster/max_retries": "0"}  # type: ignore[attr-defined]
-
-
-def test_the_automation_waits_for_labelled_documents_in_ocr_and_snapshots_for_a_new_class(
-    home_copy: DocflowSettings, trained_home: TrainedHome
-) -> None:
-    set_aside_other_tests_documents(home_copy, trained_home)
-    newcomer, still_in_ocr = sorted(trained_home.holdout)[:2]
-    with session_scope(home_copy.resolved_database_url) as session:
-        session.get(Document, newcomer).label = "purchase-order"  # type: ignore[union-attr]
-        waiting = session.get(Document, still_in_ocr)
-        assert waiting is not None
-        waiting.label, waiting.status = trained_home.holdout[still_in_ocr], DocumentStatus.UPLOADED
-    automation = {"ops": {"training_set": {"config": {"min_new_labels": 50}}}}
-    docflow_only = resources(home_copy, training=False)
-    early = materialize([training_set], resources=docflow_only, run_config=automation)
-    assert early.get_asset_materialization_events() == []  # it would miss the document in OCR
-    with session_scope(home_copy.resolved_database_url) as session:
-        session.get(Document, still_in_ocr).status = DocumentStatus.OCR_DONE  # type: ignore[union-attr]
-    later = materialize([training_set], resources=docflow_only, run_config=automation)
-    [event] = later.get_asset_materialization_events()
-    metadata = event.step_materialization_data.materialization.metadata
-    # Two new labels, far under the threshold of 50, but one names a class no model knows.
-    assert metadata["new_labels"].value == 2
-    assert metadata["new_classes"].value == ["purchase-order"]
+def test_training_runs_are_never_retried() -> None:
+    """A gate refusal fails the run on purpose: a retry would train the same snapshot again."""
+    sensor = defs.resolve_sensor_def("training_snapshot_sensor")
+    assert sensor.job_name == "train_model_job"
+    assert defs.resolve_job_def("train_model_job").tags["dagster/max_retries"] == "0"
 
 
 def test_docflow_train_prints_the_verdict_and_deploys(

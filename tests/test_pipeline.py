@@ -29,7 +29,7 @@ def test_training_metadata_and_registry(trained_home: TrainedHome) -> None:
     assert classifier["model_version"] == trained_home.model_version
     assert classifier["test_macro_f1"] >= 0.6
     training = trained_home.materialisations["training_set"]
-    assert training["rows"] == CLASSES * TRAIN_PER_CLASS
+    assert training["dagster/row_count"] == CLASSES * TRAIN_PER_CLASS
     assert training["classes"] == CLASSES
     assert len(str(training["sha256"])) == 64
 

@@ -2,7 +2,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from docflow_assets.defs.documents import ocr_text, predictions, raw_documents, tfidf_features
 from docflow_assets.defs.model import deployed_model, document_classifier, training_set
-from docflow_assets.defs.partitions import upload_days
+from docflow_assets.defs.partitions import training_snapshots, upload_days
 
 # OCR spreads pages over its own process pool, so ops need no process each.
 process_documents_job = define_asset_job(
@@ -22,10 +22,12 @@ score_documents_job = define_asset_job(
 train_model_job = define_asset_job(
     "train_model_job",
     selection=AssetSelection.assets(training_set, document_classifier, deployed_model),
+    partitions_def=training_snapshots,
     executor_def=in_process_executor,
     # A run stopped by the model gate failed on purpose: retrying would train the same again.
     tags={"dagster/max_retries": "0"},
-    # A person who asks for a model wants one trained on today's labels, however few are new.
-    config={"ops": {"training_set": {"config": {"force": True}}}},
-    description="Snapshot the current labels, train, register, and deploy if the gate passes.",
+    description=(
+        "Snapshot the current labels as a new partition, train, register, and deploy if the "
+        "gate passes (launched by training_snapshot_sensor, or by `docflow train`)."
+    ),
 )

@@ -3,25 +3,26 @@
 from datetime import timedelta
 from typing import Any, cast
 
-import pandas as pd
 from dagster import (
+    AllPartitionMapping,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
-    AutomationCondition,
+    AssetRecordsFilter,
     Config,
+    Failure,
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
-    Output,
     ResourceParam,
     asset,
-    asset_check,
 )
 from dagster_mlflow.resources import MlFlow
 
 from docflow_assets.defs.documents import ocr_text, retry_through_outages
+from docflow_assets.defs.partitions import PARTITION_TAG, training_snapshots
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.gate import (
     GateResult,
@@ -34,126 +35,94 @@ from docflow_assets.ml.gate import (
 from docflow_assets.ml.training import TrainingConfig, evaluate, train_classifier
 from docflow_assets.ml.training_set import (
     current_snapshot,
+    labelled_frame,
     new_classes,
     new_labels,
+    partition_snapshot,
     save_snapshot,
     snapshot_by_hash,
 )
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import ModelMetric
-from docflow_assets.store.repository import (
-    document_texts,
-    labelled_documents,
-    labelled_documents_in_processing,
-)
+from docflow_assets.store.repository import labelled_documents_in_processing
 
 MIN_DOCUMENTS_PER_CLASS = 3
 MAX_CLASS_IMBALANCE = 10.0
 MIN_VOCABULARY = 200
 
 
-class TrainingSetConfig(Config):
-    """``force``: snapshot the current labels whatever changed (manual training always does;
-    the automation does not). ``min_new_labels`` unset: DOCFLOW_RETRAIN_MIN_NEW_LABELS."""
-
-    min_new_labels: int | None = None
-    force: bool = False
-
-
 @asset(
     group_name="model",
-    deps=[ocr_text],
+    # A snapshot holds the labelled documents of every upload day.
+    deps=[AssetDep(ocr_text, partition_mapping=AllPartitionMapping())],
+    partitions_def=training_snapshots,
     kinds={"parquet"},
-    output_required=False,
-    automation_condition=AutomationCondition.on_cron("*/10 * * * *"),
     description=(
-        "All labelled documents' OCR text with labels, as a hashed parquet snapshot. A new "
-        "snapshot is published only when enough labels are new, which is what retrains."
+        "The labelled documents' OCR text with their labels as of the partition's time, a "
+        "parquet snapshot named by its content hash. One partition per training: "
+        "training_snapshot_sensor adds them; `docflow train` (or a new partition in the "
+        "launchpad) takes one by hand."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            "examples_per_class",
+            asset="training_set",
+            blocking=True,
+            description=f"At least two classes, each with {MIN_DOCUMENTS_PER_CLASS} examples.",
+        ),
+        AssetCheckSpec(
+            "label_balance",
+            asset="training_set",
+            description=f"No class outnumbers another more than {MAX_CLASS_IMBALANCE:.0f}-fold.",
+        ),
+    ],
 )
-def training_set(
-    context: AssetExecutionContext, config: TrainingSetConfig, docflow: DocflowResource
-):
+@retry_through_outages
+def training_set(context: AssetExecutionContext, docflow: DocflowResource) -> MaterializeResult:
     settings = docflow.settings()
     with session_scope(docflow.database) as session:
-        documents = labelled_documents(session)
-        texts = document_texts(
-            session, [document.id for document in documents], prefer=settings.ocr_mode
-        )
-        frame = pd.DataFrame(
-            {
-                "document_id": [document.id for document in documents],
-                "label": [document.label for document in documents],
-                "text": [texts.get(document.id, "") for document in documents],
-            }
-        )
+        frame = labelled_frame(session, settings.ocr_mode)
         in_processing = labelled_documents_in_processing(session)
     store = docflow.store()
     previous = current_snapshot(store)
     before = previous[1] if previous else None
-    fresh = new_labels(before, frame)
-    unknown = new_classes(before, frame)
-    needed = config.min_new_labels or settings.retrain_min_new_labels
-    if not config.force:
-        if in_processing:
-            context.log.info(f"{in_processing} labelled documents are still in OCR; waiting")
-            return
-        if previous is not None and fresh < needed and not unknown:
-            context.log.info(f"{fresh} new labels since the last snapshot; {needed} make one")
-            return
-    snapshot = save_snapshot(store, frame)
-    counts = frame["label"].value_counts().to_dict() if len(frame) else {}
-    yield Output(
-        None,
+    if in_processing:
+        context.log.warning(f"{in_processing} labelled documents are still in OCR: not in it")
+    snapshot = save_snapshot(store, frame, context.partition_key)
+    counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()}
+    smallest = min(counts.values(), default=0)
+    imbalance = max(counts.values(), default=0) / smallest if smallest else float("inf")
+    return MaterializeResult(
         metadata={
-            "rows": snapshot.rows,
             "dagster/row_count": snapshot.rows,
-            "new_labels": fresh,
-            "new_classes": MetadataValue.json(sorted(unknown)),
+            "new_labels": new_labels(before, frame),
+            "new_classes": MetadataValue.json(sorted(new_classes(before, frame))),
             "labelled_documents_still_in_ocr": in_processing,
-            "forced": config.force,
             "classes": len(counts),
-            "per_class": {str(k): int(v) for k, v in counts.items()},
+            "per_class": counts,
             "sha256": snapshot.sha256,
             "object_key": snapshot.key,
         },
+        check_results=[
+            AssetCheckResult(
+                check_name="examples_per_class",
+                passed=len(counts) >= 2 and smallest >= MIN_DOCUMENTS_PER_CLASS,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "classes": len(counts),
+                    "smallest_class": smallest,
+                    "minimum": MIN_DOCUMENTS_PER_CLASS,
+                },
+            ),
+            AssetCheckResult(
+                check_name="label_balance",
+                passed=imbalance <= MAX_CLASS_IMBALANCE,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"largest_to_smallest": imbalance, "limit": MAX_CLASS_IMBALANCE},
+            ),
+        ],
     )
-
-
-def _snapshot_counts(docflow: DocflowResource) -> dict[str, int]:
-    found = current_snapshot(docflow.store())
-    return found[1]["label"].value_counts().to_dict() if found else {}
-
-
-@asset_check(asset=training_set, blocking=True, description="Every class has enough examples.")
-def examples_per_class(docflow: DocflowResource) -> AssetCheckResult:
-    counts = _snapshot_counts(docflow)
-    smallest = min(counts.values(), default=0)
-    return AssetCheckResult(
-        passed=len(counts) >= 2 and smallest >= MIN_DOCUMENTS_PER_CLASS,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "classes": len(counts),
-            "smallest_class": smallest,
-            "minimum": MIN_DOCUMENTS_PER_CLASS,
-        },
-    )
-
-
-@asset_check(asset=training_set, description="No class outnumbers another more than tenfold.")
-def label_balance(docflow: DocflowResource) -> AssetCheckResult:
-    counts = _snapshot_counts(docflow)
-    smallest = min(counts.values(), default=0)
-    imbalance = max(counts.values(), default=0) / smallest if smallest else float("inf")
-    return AssetCheckResult(
-        passed=imbalance <= MAX_CLASS_IMBALANCE,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"largest_to_smallest": imbalance, "limit": MAX_CLASS_IMBALANCE},
-    )
-
-
-training_set_checks = [examples_per_class, label_balance]
 
 
 class ClassifierConfig(Config):
@@ -182,12 +151,12 @@ def _gate_result(gate: GateResult, version: str) -> AssetCheckResult:
     )
 
 
-GATE_CHECKS = (
-    "macro_f1_above_floor",
-    "beats_baseline",
-    "beats_majority_class",
-    "not_worse_than_deployed",
-)
+GATE_CHECKS = {
+    "macro_f1_above_floor": "Cross-validated macro-F1 above DOCFLOW_MODEL_MIN_MACRO_F1 (if set).",
+    "beats_baseline": "Beats a logistic regression trained on the same folds.",
+    "beats_majority_class": "Accuracy clearly above always naming the largest class.",
+    "not_worse_than_deployed": "No worse than the served version on documents it never saw.",
+}
 
 
 def classifier_freshness(settings: DocflowSettings) -> FreshnessPolicy:
@@ -197,28 +166,28 @@ def classifier_freshness(settings: DocflowSettings) -> FreshnessPolicy:
 @asset(
     group_name="model",
     deps=[training_set],
+    partitions_def=training_snapshots,
     kinds={"pytorch", "mlflow"},
     freshness_policy=classifier_freshness(DocflowSettings()),
-    automation_condition=(
-        cast(
-            AutomationCondition,
-            AutomationCondition.any_deps_updated()
-            | AutomationCondition.freshness_failed()
-            | AutomationCondition.missing(),
-        ).since_last_handled()
-        & ~AutomationCondition.any_deps_missing()
-        & ~AutomationCondition.any_deps_in_progress()
-        & ~AutomationCondition.in_progress()
-    ),
     description=(
-        "TF-IDF + PyTorch classifier: the head (linear or MLP, regularisation) chosen by "
-        "cross-validation on the snapshot, confidences calibrated, trained on every labelled "
-        "document; each materialisation is a registry version, gated relative to its baseline."
+        "TF-IDF + PyTorch classifier trained on its partition's snapshot: the head (linear or "
+        "MLP, regularisation) chosen by cross-validation, confidences calibrated, then trained "
+        "on every labelled document. Each partition is one MLflow run and registry version, "
+        "gated relative to its baseline."
     ),
     check_specs=[
-        AssetCheckSpec(name, asset="document_classifier", blocking=True) for name in GATE_CHECKS
+        AssetCheckSpec(
+            name, asset="document_classifier", blocking=True, description=GATE_CHECKS[name]
+        )
+        for name in GATE_CHECKS
     ]
-    + [AssetCheckSpec("vocabulary_size", asset="document_classifier")],
+    + [
+        AssetCheckSpec(
+            "vocabulary_size",
+            asset="document_classifier",
+            description=f"The vectorizer knows at least {MIN_VOCABULARY} features.",
+        )
+    ],
 )
 @retry_through_outages
 def document_classifier(
@@ -232,9 +201,12 @@ def document_classifier(
     # dagster-mlflow's resource forwards to the mlflow module, whose run it has opened.
     active = cast(Any, mlflow).active_run()
     context.log.info(f"MLflow run {active.info.run_id if active else '(new)'}")
-    found = current_snapshot(docflow.store())
+    found = partition_snapshot(docflow.store(), context.partition_key)
     if found is None:
-        raise RuntimeError("no training set snapshot yet; materialise training_set first")
+        raise Failure(
+            f"training snapshot {context.partition_key} was never taken: "
+            "materialise training_set for this partition first"
+        )
     snapshot, frame = found
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
     result = train_classifier(
@@ -264,7 +236,13 @@ def document_classifier(
             deployed_f1 = evaluate(classes, truth, [s.predicted_class for s in served]).macro_f1
             candidate_f1 = evaluate(classes, truth, [result.predicted[i] for i in unseen]).macro_f1
     registered = registry.log_training(
-        result, snapshot.sha256, {"training_rows": snapshot.rows, "dagster_run_id": context.run_id}
+        result,
+        snapshot.sha256,
+        {
+            "training_rows": snapshot.rows,
+            "dagster_run_id": context.run_id,
+            "training_snapshot": context.partition_key,
+        },
     )
     thresholds = GateThresholds(
         config.min_macro_f1 if config.min_macro_f1 is not None else settings.model_min_macro_f1,
@@ -319,6 +297,7 @@ def document_classifier(
             "model_version": registered.version,
             "mlflow_run_id": registered.run_id,
             "training_set_sha256": snapshot.sha256,
+            "training_snapshot": context.partition_key,
             "verdict": "deploy" if not refused else "refused",
             "head": str(result.classifier.hyperparameters["head"]),
             "head_cv_macro_f1": MetadataValue.json(
@@ -358,28 +337,35 @@ def document_classifier(
     group_name="model",
     deps=[document_classifier],
     kinds={"mlflow"},
-    automation_condition=(
-        AutomationCondition.any_deps_updated().since_last_handled()
-        & AutomationCondition.all_deps_blocking_checks_passed()
-        & ~AutomationCondition.any_deps_in_progress()
-        & ~AutomationCondition.in_progress()
+    description=(
+        "The registry alias the API serves, and which training snapshot's model it is; moved "
+        "only after the classifier's blocking gate checks pass in the same run."
     ),
-    description="The registry alias the API serves; moved only after the blocking checks pass.",
 )
 def deployed_model(context: AssetExecutionContext, docflow: DocflowResource) -> MaterializeResult:
     settings = docflow.settings()
-    registry = docflow.registry()
-    event = context.instance.get_latest_materialization_event(document_classifier.key)
-    if event is None or event.asset_materialization is None:
-        raise RuntimeError("document_classifier has never been materialised")
-    version = str(event.asset_materialization.metadata["model_version"].value)
-    previous = registry.deploy(settings.model_alias, version)
+    snapshot = context.run.tags.get(PARTITION_TAG)
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(
+            asset_key=document_classifier.key,
+            asset_partitions=[snapshot] if snapshot else None,
+        ),
+        limit=1,
+    ).records
+    if not records or records[0].asset_materialization is None:
+        raise Failure(f"document_classifier has no model for snapshot {snapshot or '(any)'}")
+    trained = records[0].asset_materialization
+    version = str(trained.metadata["model_version"].value)
+    if trained.metadata["verdict"].value != "deploy":
+        raise Failure(f"version {version} was refused by the deployment gate; not deployed")
+    previous = docflow.registry().deploy(settings.model_alias, version)
     context.log.info(f"{settings.model_alias} moved from version {previous} to {version}")
     return MaterializeResult(
         metadata={
             "model_name": settings.model_name,
             "alias": settings.model_alias,
             "model_version": version,
+            "training_snapshot": str(trained.partition),
             "previous_version": str(previous),
         }
     )

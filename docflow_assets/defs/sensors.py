@@ -1,8 +1,11 @@
+import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetKey,
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
@@ -17,11 +20,20 @@ from dagster import (
     sensor,
 )
 
-from docflow_assets.defs.jobs import process_documents_job, score_documents_job
+from docflow_assets.defs.jobs import process_documents_job, score_documents_job, train_model_job
+from docflow_assets.defs.partitions import training_snapshots
 from docflow_assets.defs.resources import DocflowResource
+from docflow_assets.ml.training_set import (
+    current_labels,
+    current_snapshot,
+    labels_digest,
+    retrain_decision,
+    snapshot_partition_key,
+)
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, utcnow
 from docflow_assets.store.repository import (
+    labelled_documents_in_processing,
     mark_failed,
     new_documents,
     stalled_documents,
@@ -114,6 +126,63 @@ def new_uploads_sensor(
         context.log.warning(f"re-requesting {len(waiting)} stalled documents")
     return SensorResult(
         run_requests=requests, cursor=str(documents[-1].id) if documents else context.cursor
+    )
+
+
+# A training that failed before it took its snapshot (a long outage) is asked for again after
+# this long, not on every tick.
+TRAINING_RETRY_AFTER_SECONDS = 3600.0
+
+
+@sensor(
+    job=train_model_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Takes a training snapshot (a new partition of the model assets) and trains on it: the "
+        "first labels, a class no model has seen, DOCFLOW_RETRAIN_MIN_NEW_LABELS new or "
+        "changed labels, or a model older than DOCFLOW_MODEL_MAX_AGE_DAYS. Waits while "
+        "labelled documents are still being processed."
+    ),
+)
+def training_snapshot_sensor(
+    context: SensorEvaluationContext, docflow: DocflowResource
+) -> SensorResult | SkipReason:
+    settings = docflow.settings()
+    training = context.instance.get_runs(
+        filters=RunsFilter(job_name=train_model_job.name, statuses=ACTIVE_RUN_STATUSES), limit=1
+    )
+    if training:
+        return SkipReason(f"training run {training[0].run_id} is in flight")
+    with session_scope(docflow.database) as session:
+        labels = current_labels(session)
+        in_processing = labelled_documents_in_processing(session)
+    previous = current_snapshot(docflow.store())
+    trained = context.instance.get_latest_materialization_event(AssetKey("document_classifier"))
+    decision = retrain_decision(
+        previous[1] if previous else None,
+        labels,
+        in_processing,
+        settings.retrain_min_new_labels,
+        timedelta(seconds=time.time() - trained.timestamp) if trained else None,
+        timedelta(days=settings.model_max_age_days),
+    )
+    if not decision.snapshot:
+        return SkipReason(decision.reason)
+    digest = labels_digest(labels)
+    last = json.loads(context.cursor) if context.cursor else {}
+    if last.get("labels") == digest and time.time() - last["at"] < TRAINING_RETRY_AFTER_SECONDS:
+        return SkipReason(f"already asked to train on these labels ({decision.reason})")
+    partition = snapshot_partition_key(datetime.now(UTC))
+    context.log.info(f"training snapshot {partition}: {decision.reason}")
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key=partition, partition_key=partition, tags={"docflow/why": decision.reason}
+            )
+        ],
+        dynamic_partitions_requests=[training_snapshots.build_add_request([partition])],
+        cursor=json.dumps({"labels": digest, "at": time.time()}),
     )
 
 

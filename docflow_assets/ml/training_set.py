@@ -6,12 +6,16 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pandas as pd
+from sqlalchemy.orm import Session
 
 from docflow_assets.store.objects import ObjectNotFound, ObjectStore
+from docflow_assets.store.repository import document_texts, labelled_documents
 
 CURRENT_POINTER = "training_sets/current.json"
+PARTITION_POINTERS = "training_sets/partitions"
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,33 @@ class TrainingSnapshot:
     rows: int
 
 
+def current_labels(session: Session) -> pd.DataFrame:
+    """The labelled documents whose OCR is done: ``document_id`` and ``label``."""
+    documents = labelled_documents(session)
+    return pd.DataFrame(
+        {
+            "document_id": [document.id for document in documents],
+            "label": [document.label for document in documents],
+        }
+    )
+
+
+def labelled_frame(session: Session, prefer_engine: str) -> pd.DataFrame:
+    """The labelled documents whose OCR is done, with their text: what a snapshot holds."""
+    frame = current_labels(session)
+    texts = document_texts(session, frame["document_id"].tolist(), prefer=prefer_engine)
+    frame["text"] = [texts.get(document_id, "") for document_id in frame["document_id"]]
+    return frame
+
+
+def labels_digest(labels: pd.DataFrame) -> str:
+    """A hash of which documents carry which label (not their text)."""
+    digest = hashlib.sha256()
+    for row in labels.sort_values("document_id").itertuples(index=False):
+        digest.update(f"{row.document_id}\x1f{row.label}\x1e".encode())
+    return digest.hexdigest()
+
+
 def snapshot_hash(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     for row in frame.sort_values("document_id").itertuples(index=False):
@@ -28,22 +59,47 @@ def snapshot_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def save_snapshot(store: ObjectStore, frame: pd.DataFrame) -> TrainingSnapshot:
-    """Write the snapshot under its content hash and point ``current.json`` at it."""
+def snapshot_partition_key(now: datetime) -> str:
+    """A training snapshot's name: when it was taken, UTC, sortable and readable in a UI."""
+    return now.strftime("%Y%m%d-%H%M%S")
+
+
+def _partition_pointer(partition: str) -> str:
+    return f"{PARTITION_POINTERS}/{partition}.json"
+
+
+def save_snapshot(
+    store: ObjectStore, frame: pd.DataFrame, partition: str | None = None
+) -> TrainingSnapshot:
+    """Write the snapshot under its content hash and point ``current.json`` (and the
+    partition's own pointer, when it has one) at it."""
     sha256 = snapshot_hash(frame)
     key = f"training_sets/{sha256}.parquet"
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     store.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
     snapshot = TrainingSnapshot(key, sha256, len(frame))
-    store.put_bytes(CURRENT_POINTER, json.dumps(snapshot.__dict__).encode(), "application/json")
+    pointer = json.dumps(snapshot.__dict__).encode()
+    if partition is not None:
+        store.put_bytes(_partition_pointer(partition), pointer, "application/json")
+    store.put_bytes(CURRENT_POINTER, pointer, "application/json")
     return snapshot
 
 
-def load_current_snapshot(store: ObjectStore) -> tuple[TrainingSnapshot, pd.DataFrame]:
-    snapshot = TrainingSnapshot(**json.loads(store.get_bytes(CURRENT_POINTER)))
+def _load(store: ObjectStore, pointer: str) -> tuple[TrainingSnapshot, pd.DataFrame]:
+    snapshot = TrainingSnapshot(**json.loads(store.get_bytes(pointer)))
     frame = pd.read_parquet(io.BytesIO(store.get_bytes(snapshot.key)))
     return snapshot, frame
+
+
+def partition_snapshot(
+    store: ObjectStore, partition: str
+) -> tuple[TrainingSnapshot, pd.DataFrame] | None:
+    """The snapshot taken for a training partition, or None when it was never taken."""
+    try:
+        return _load(store, _partition_pointer(partition))
+    except ObjectNotFound:
+        return None
 
 
 def snapshot_by_hash(store: ObjectStore, sha256: str) -> pd.DataFrame | None:
@@ -61,7 +117,7 @@ def new_classes(previous: pd.DataFrame | None, frame: pd.DataFrame) -> set[str]:
 
 def current_snapshot(store: ObjectStore) -> tuple[TrainingSnapshot, pd.DataFrame] | None:
     try:
-        return load_current_snapshot(store)
+        return _load(store, CURRENT_POINTER)
     except ObjectNotFound:
         return None
 
@@ -85,3 +141,50 @@ def total_variation(first: dict[str, float], second: dict[str, float]) -> float:
     """Half the L1 distance between two class distributions: 0 same, 1 disjoint."""
     names = set(first) | set(second)
     return 0.5 * sum(abs(first.get(name, 0.0) - second.get(name, 0.0)) for name in names)
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    """Whether the automation takes a new training snapshot now, and why (or why not)."""
+
+    snapshot: bool
+    reason: str
+
+
+def retrain_decision(
+    previous: pd.DataFrame | None,
+    labels: pd.DataFrame,
+    labelled_in_processing: int,
+    min_new_labels: int,
+    model_age: timedelta | None,
+    max_model_age: timedelta,
+) -> RetrainDecision:
+    """The automation's rule. ``labels``: the labelled documents (``document_id``, ``label``)
+    whose OCR is done; ``model_age``: since the last training, None when there was none.
+
+    It waits while labelled documents are still being processed (a snapshot now would miss
+    them); otherwise a first snapshot, a class the last snapshot never saw, enough new or
+    changed labels, or a model older than ``max_model_age`` each take one.
+    """
+    if labelled_in_processing:
+        return RetrainDecision(
+            False, f"{labelled_in_processing} labelled documents are still being processed"
+        )
+    if labels.empty:
+        return RetrainDecision(False, "no labelled documents yet")
+    if previous is None:
+        return RetrainDecision(True, f"first training set: {len(labels)} labelled documents")
+    unknown = new_classes(previous, labels)
+    if unknown:
+        return RetrainDecision(True, f"labels of classes no model has seen: {sorted(unknown)}")
+    fresh = new_labels(previous, labels)
+    if fresh >= min_new_labels:
+        return RetrainDecision(True, f"{fresh} new or changed labels (threshold {min_new_labels})")
+    if model_age is not None and model_age > max_model_age:
+        days = model_age.total_seconds() / 86400
+        return RetrainDecision(
+            True, f"the last model is {days:.1f} days old (limit {max_model_age})"
+        )
+    return RetrainDecision(
+        False, f"{fresh} new labels since the last snapshot; {min_new_labels} make one"
+    )
