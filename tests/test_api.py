@@ -16,7 +16,7 @@ from docflow_api.app import create_app
 from docflow_assets.demo.render import RenderedDocument
 from docflow_assets.settings import DocflowSettings
 from tests.conftest import TrainedHome
-from tests.test_ingest import encoded
+from tests.helpers import encoded
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +301,7 @@ def test_hostile_filenames_are_stored_clean_and_downloaded_with_a_standard_heade
 ) -> None:
     injected = "r.png\"; filename*=UTF-8''evil.html; x=\""
     for name, marker in (("счёт\n№ 7.png", "page A"), (injected, "page B")):
-        from tests.test_ingest import page
+        from tests.helpers import page
 
         buffer = __import__("io").BytesIO()
         page(marker).save(buffer, format="PNG")
@@ -342,7 +342,7 @@ def test_undecodable_bodies_bad_keys_and_unknown_filters_are_400s_not_500s(
 def test_upload_and_predict_takes_an_empty_language_as_the_default_and_refuses_a_lying_pdf(
     client: TestClient,
 ) -> None:
-    from tests.test_ingest import page, pdf_promising_three_pages
+    from tests.helpers import page, pdf_promising_three_pages
 
     buffer = __import__("io").BytesIO()
     page("INVOICE 7781 total due 40.00").save(buffer, format="PNG")
@@ -357,7 +357,7 @@ def test_upload_and_predict_takes_an_empty_language_as_the_default_and_refuses_a
 
 
 def test_online_ocr_is_bounded_by_slots_and_pages(trained_home: TrainedHome) -> None:
-    from tests.test_ingest import encoded
+    from tests.helpers import encoded
 
     bounded = trained_home.settings.model_copy(update={"online_max_pages": 2})
     with TestClient(create_app(bounded)) as api:

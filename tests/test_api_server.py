@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
-from docflow_api.app import create_app
 from docflow_assets.demo.render import RenderedDocument
 from docflow_assets.ml.registry import Registry
 from docflow_assets.ml.training import TrainingConfig, train_classifier
 from docflow_assets.settings import DocflowSettings
 from tests.conftest import TrainedHome
-from tests.test_ingest import encoded, page_png
-
-
-@contextmanager
-def serve(settings: DocflowSettings) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+from tests.helpers import encoded, page_png, serve
 
 
 def test_concurrent_uploads_lose_and_duplicate_nothing(tmp_path: Path) -> None:

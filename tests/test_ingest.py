@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 from sqlalchemy import func, select
 
 from docflow_assets.ingest import RejectedDocument, ingest, ingest_folder, read_labels
@@ -14,31 +14,7 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import Document
 from docflow_assets.store.objects import LocalObjectStore
-
-
-def page(text: str = "Invoice 42", size: tuple[int, int] = (400, 200)) -> Image.Image:
-    image = Image.new("RGB", size, "white")
-    ImageDraw.Draw(image).text((20, 80), text, fill="black")
-    return image
-
-
-def page_png(text: str) -> bytes:
-    """A one-line page as PNG bytes; different text, different document."""
-    buffer = io.BytesIO()
-    page(text).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def encoded(image_format: str, pages: int = 1, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    frames = [page(f"page {n}") for n in range(pages)]
-    if pages > 1:
-        frames[0].save(
-            buffer, format=image_format, save_all=True, append_images=frames[1:], **options
-        )
-    else:
-        frames[0].save(buffer, format=image_format, **options)
-    return buffer.getvalue()
+from tests.helpers import encoded, page, pdf_of_huge_pages, pdf_promising_three_pages
 
 
 @pytest.fixture
@@ -112,26 +88,6 @@ def truncated_png() -> bytes:
 def gif() -> bytes:
     buffer = io.BytesIO()
     page().save(buffer, format="GIF")
-    return buffer.getvalue()
-
-
-def pdf_promising_three_pages() -> bytes:
-    """One real page under a page tree whose /Count says 3."""
-    one_page = encoded("PDF")
-    assert one_page.count(b"/Count 1") == 1
-    return one_page.replace(b"/Count 1", b"/Count 3")
-
-
-def pdf_of_huge_pages() -> bytes:
-    """A few kilobytes: 60 blank pages of 200 x 200 inches (each rendered at the 50-megapixel
-    cap, 3 gigapixels in all)."""
-    import pypdfium2 as pdfium
-
-    pdf = pdfium.PdfDocument.new()
-    for _ in range(60):
-        pdf.new_page(14_400, 14_400).close()
-    buffer = io.BytesIO()
-    pdf.save(buffer)
     return buffer.getvalue()
 
 

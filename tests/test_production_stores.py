@@ -15,8 +15,8 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import get_engine, session_scope
 from docflow_assets.store.models import Document, OcrResult
 from docflow_assets.store.objects import S3ObjectStore, open_object_store
+from tests.helpers import encoded
 from tests.servers import BUCKET, SeaweedS3, postgres_database, s3_credentials
-from tests.test_ingest import encoded
 
 
 @pytest.fixture(scope="module")

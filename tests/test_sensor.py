@@ -33,7 +33,7 @@ from docflow_assets.ingest import ingest
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, utcnow
-from tests.test_ingest import page_png
+from tests.helpers import page_png
 
 
 def upload(settings: DocflowSettings, resource: DocflowResource, text: str) -> int:

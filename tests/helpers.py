@@ -1,0 +1,83 @@
+"""Test documents made on the fly, and the API served for real on loopback."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from PIL import Image, ImageDraw
+
+from docflow_api.app import create_app
+from docflow_assets.settings import DocflowSettings
+
+
+def page(text: str = "Invoice 42", size: tuple[int, int] = (400, 200)) -> Image.Image:
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).text((20, 80), text, fill="black")
+    return image
+
+
+def page_png(text: str) -> bytes:
+    """A one-line page as PNG bytes; different text, different document."""
+    buffer = io.BytesIO()
+    page(text).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encoded(image_format: str, pages: int = 1, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    frames = [page(f"page {n}") for n in range(pages)]
+    if pages > 1:
+        frames[0].save(
+            buffer, format=image_format, save_all=True, append_images=frames[1:], **options
+        )
+    else:
+        frames[0].save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def pdf_promising_three_pages() -> bytes:
+    """One real page under a page tree whose /Count says 3."""
+    one_page = encoded("PDF")
+    assert one_page.count(b"/Count 1") == 1
+    return one_page.replace(b"/Count 1", b"/Count 3")
+
+
+def pdf_of_huge_pages() -> bytes:
+    """A few kilobytes: 60 blank pages of 200 x 200 inches (each rendered at the 50-megapixel
+    cap, 3 gigapixels in all)."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    for _ in range(60):
+        pdf.new_page(14_400, 14_400).close()
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    return buffer.getvalue()
+
+
+@contextmanager
+def serve(settings: DocflowSettings) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
