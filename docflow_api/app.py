@@ -20,6 +20,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import (
+    ClientException,
     HTTPException,
     NotAuthorizedException,
     NotFoundException,
@@ -35,6 +36,7 @@ from sqlalchemy.exc import OperationalError
 from threadpoolctl import threadpool_limits
 
 from docflow_api import metrics
+from docflow_api.batch_scorer import BatchScorer
 from docflow_api.model_holder import ModelHolder, ServedModel
 from docflow_api.schemas import (
     ComponentHealth,
@@ -86,6 +88,7 @@ from docflow_assets.store.objects import (
 logger = logging.getLogger("docflow.api")
 REJECTION_STATUS = {"too_large": 413, "too_many_pixels": 413, "unsupported_type": 415}
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+BATCH_SLICE = 64
 OPEN_PATHS = {"/health", "/metrics"}
 # Ids are database integers: anything outside 1..2^31-1 is a client error, not a lookup.
 DocumentId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
@@ -202,11 +205,26 @@ async def predict_text(data: PredictTextRequest, state: State) -> PredictionResp
 @post("/predict/batch", status_code=200)
 async def predict_batch(data: PredictBatchRequest, state: State) -> PredictBatchResponse:
     served = _served(state)
-    scored = await _scored_off_loop(state, served.model.classifier.score_texts, data.texts)
     settings = _settings(state)
-    return PredictBatchResponse(
-        [_prediction(item, served, settings, data.return_all_scores) for item in scored]
-    )
+    characters = sum(len(text) for text in data.texts)
+    if characters > settings.api_max_batch_characters:
+        raise HTTPException(
+            status_code=413,
+            detail=f"the batch holds {characters} characters, more than the limit of "
+            f"{settings.api_max_batch_characters} (DOCFLOW_API_MAX_BATCH_CHARACTERS); "
+            "send it in smaller batches",
+        )
+    scorer: BatchScorer = state.batch_scorer
+
+    def score_batch(texts: list[str]) -> PredictBatchResponse:
+        scored = scorer.score(served.model.classifier, served.model.version, texts)
+        return PredictBatchResponse(
+            [_prediction(item, served, settings, data.return_all_scores) for item in scored]
+        )
+
+    # Batches wait for their process on their own thread: the text scorers stay free.
+    batch_executor: ThreadPoolExecutor = state.batch_executor
+    return await asyncio.get_running_loop().run_in_executor(batch_executor, score_batch, data.texts)
 
 
 async def _predict_stored(
@@ -336,7 +354,12 @@ def get_document(document_id: DocumentId, state: State) -> DocumentDetail:
         )
 
 
-@get("/document/{document_id:int}/file", sync_to_thread=True)
+@get(
+    "/document/{document_id:int}/file",
+    sync_to_thread=True,
+    # The original as uploaded: PDF or one of the image types.
+    media_type="*/*",
+)
 def get_document_file(document_id: DocumentId, state: State) -> Response[bytes]:
     document = _load_document(state, document_id)
     try:
@@ -478,10 +501,38 @@ def content_disposition(filename: str) -> str:
 def _undecodable(request: Request, error: Exception) -> Response[dict[str, str]]:
     """A body or field that is not UTF-8, or JSON nested past any sense: the client's fault."""
     logger.info("undecodable request to %s: %s", request.url.path, type(error).__name__)
-    what = "nested too deeply" if isinstance(error, RecursionError) else "not valid UTF-8"
-    return Response(
-        {"detail": f"the request body is {what}"}, status_code=400, media_type=MediaType.JSON
-    )
+    if isinstance(error, RecursionError):
+        detail = "the request body is nested too deeply"
+    elif request.content_type[0] == "multipart/form-data":
+        # Litestar reads a part without a plain ``filename=`` (none, or only RFC 5987's
+        # ``filename*=``) as a text field.
+        detail = (
+            "a form field is not valid UTF-8 text: send the document as a file part with a "
+            'plain filename="..." parameter, and label and ocr_language as UTF-8 text'
+        )
+    else:
+        detail = "the request body is not valid UTF-8"
+    return Response({"detail": detail}, status_code=400, media_type=MediaType.JSON)
+
+
+def _bad_request(request: Request, error: Exception) -> Response[dict[str, Any]]:
+    """Litestar's client errors, with its one misleading multipart message made plain."""
+    assert isinstance(error, HTTPException)
+    detail = error.detail
+    if detail == "Request Entity Too Large" and error.status_code == 400:
+        detail = (
+            "a multipart part's headers are longer than 4 KiB (a filename that long?); "
+            "filenames are kept to 255 characters anyway"
+        )
+    elif detail == "Invalid multipart/form-data":
+        detail = (
+            "the body is not valid multipart/form-data (RFC 7578): check the boundary, the "
+            "part headers (UTF-8) and the closing boundary"
+        )
+    body: dict[str, Any] = {"status_code": error.status_code, "detail": detail}
+    if error.extra:
+        body["extra"] = error.extra
+    return Response(body, status_code=error.status_code, media_type=MediaType.JSON)
 
 
 def _left_to_pipeline(request: Request, error: Exception) -> Response[dict[str, Any]]:
@@ -529,6 +580,8 @@ def settle_heap() -> None:
 
 class MetricsController(PrometheusController):
     path = "/metrics"
+    # Prometheus's text format for scrapers, not an API operation.
+    include_in_schema = False
 
 
 def create_app(settings: DocflowSettings | None = None) -> Litestar:
@@ -565,6 +618,8 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         app.state.scoring_executor = ThreadPoolExecutor(
             settings.api_scoring_threads, thread_name_prefix="docflow-scoring"
         )
+        app.state.batch_executor = ThreadPoolExecutor(1, thread_name_prefix="docflow-batch")
+        app.state.batch_scorer = BatchScorer(BATCH_SLICE)
         await anyio.to_thread.run_sync(ensure_schema, settings.resolved_database_url)
         await refresh_model()
         app.state.poller = asyncio.create_task(poll_registry())
@@ -572,6 +627,8 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
     async def shutdown(app: Litestar) -> None:
         app.state.poller.cancel()
         app.state.scoring_executor.shutdown(wait=False, cancel_futures=True)
+        app.state.batch_executor.shutdown(wait=False, cancel_futures=True)
+        app.state.batch_scorer.close()
 
     keys = frozenset(key.strip() for key in (settings.api_keys or "").split(",") if key.strip())
     prometheus = PrometheusConfig(app_name="docflow", group_path=True, exclude=["/metrics"])
@@ -611,6 +668,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         exception_handlers={
             500: _internal_error,
             UnicodeDecodeError: _undecodable,
+            ClientException: _bad_request,
             LeftToPipeline: _left_to_pipeline,
             OcrBusy: _ocr_busy,
             RecursionError: _undecodable,

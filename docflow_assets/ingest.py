@@ -159,7 +159,7 @@ def _inspect_image(data: bytes, settings: DocflowSettings) -> InspectedFile:
                         f"{image_format or 'this'} images are not accepted; "
                         f"send PDF, {', '.join(IMAGE_CONTENT_TYPES)}",
                     )
-                pages = 0
+                pages = pixels = 0
                 for frame in ImageSequence.Iterator(image):
                     pages += 1
                     if pages > settings.max_pages:
@@ -168,7 +168,18 @@ def _inspect_image(data: bytes, settings: DocflowSettings) -> InspectedFile:
                             f"image has more than the limit of {settings.max_pages} pages",
                         )
                     _check_pixels(frame.width, frame.height, settings, f"page {pages}")
-                    frame.load()
+                    pixels += frame.width * frame.height
+                    if pixels > settings.max_document_pixels:
+                        raise RejectedDocument(
+                            "too_many_pixels",
+                            f"the first {pages} pages hold {pixels / 1e6:.0f} megapixels, more "
+                            f"than the limit of {settings.max_document_pixels / 1e6:.0f}",
+                        )
+                    if pages == 1:
+                        # Decoding proves it is an image; decoding every frame of a 200-page
+                        # TIFF would cost seconds per upload, and a bad later frame fails that
+                        # document's OCR with its reason instead.
+                        frame.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise RejectedDocument("decompression_bomb", str(error)) from error
     except UnidentifiedImageError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
@@ -61,6 +62,31 @@ def document_text(
     refuses at once (``OcrBusy``) rather than queue behind minutes of work."""
     if language is not None:
         check_languages(language)
+    # Identical requests racing for one document wait for the first one's OCR and read its
+    # stored text, rather than each read the document again.
+    with _document_lock(document_id):
+        return _document_text(settings, store, document_id, language, ocr_slots)
+
+
+_locks_guard = threading.Lock()
+_document_locks: weakref.WeakValueDictionary[int, threading.Lock] = weakref.WeakValueDictionary()
+
+
+def _document_lock(document_id: int) -> threading.Lock:
+    with _locks_guard:
+        lock = _document_locks.get(document_id)
+        if lock is None:
+            lock = _document_locks[document_id] = threading.Lock()
+        return lock
+
+
+def _document_text(
+    settings: DocflowSettings,
+    store: ObjectStore,
+    document_id: int,
+    language: str | None,
+    ocr_slots: threading.Semaphore | None,
+) -> tuple[str, bool]:
     with session_scope(settings.resolved_database_url) as session:
         document = session.get(Document, document_id)
         if document is None:

@@ -77,6 +77,11 @@ class DocflowSettings(BaseSettings):
         description="API threads that score texts (OCR runs on others, so a slow page never "
         "delays a text prediction).",
     )
+    api_max_batch_characters: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Most characters one /predict/batch request may hold in all (413 past it).",
+    )
     api_online_ocr_slots: int = Field(
         default=2,
         ge=0,
