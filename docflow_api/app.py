@@ -89,6 +89,7 @@ logger = logging.getLogger("docflow.api")
 REJECTION_STATUS = {"too_large": 413, "too_many_pixels": 413, "unsupported_type": 415}
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 BATCH_SLICE = 64
+CLIENT_GONE_DETAIL = "client disconnected prematurely"
 OPEN_PATHS = {"/health", "/metrics"}
 # Ids are database integers: anything outside 1..2^31-1 is a client error, not a lookup.
 DocumentId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
@@ -227,12 +228,23 @@ async def predict_batch(data: PredictBatchRequest, state: State) -> PredictBatch
     return await asyncio.get_running_loop().run_in_executor(batch_executor, score_batch, data.texts)
 
 
+async def _watch_for_disconnect(request: Request, gone: threading.Event) -> None:
+    """Sets ``gone`` when the client hangs up: with the body read, the next ASGI message is
+    the disconnect (servers send it once the client has gone or the response is done)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
 async def _predict_stored(
-    state: State, document_id: int, language: str | None, all_scores: bool
+    state: State, request: Request, document_id: int, language: str | None, all_scores: bool
 ) -> PredictionResponse:
     served = _served(state)
     settings = _settings(state)
     started = asyncio.get_running_loop().time()
+    # OCR stops at the next page when the client goes away: nobody would read the answer.
+    gone = threading.Event()
+    watcher = asyncio.create_task(_watch_for_disconnect(request, gone))
     try:
         result = await anyio.to_thread.run_sync(
             lambda: predict_document(
@@ -244,6 +256,7 @@ async def _predict_stored(
                 document_id,
                 language,
                 state.online_ocr_slots,
+                gone,
             )
         )
     except DocumentNotFound as error:
@@ -254,6 +267,8 @@ async def _predict_stored(
         raise HTTPException(
             status_code=409, detail=f"original file of document {document_id} is missing"
         ) from error
+    finally:
+        watcher.cancel()
     if result.ran_ocr:
         metrics.OCR_SECONDS.observe(asyncio.get_running_loop().time() - started)
     return _prediction(result.scored, served, settings, all_scores, document_id)
@@ -261,11 +276,14 @@ async def _predict_stored(
 
 @post("/predict/document/{document_id:int}", status_code=200)
 async def predict_stored_document(
-    document_id: DocumentId, state: State, data: PredictDocumentRequest | None = None
+    document_id: DocumentId,
+    state: State,
+    request: Request,
+    data: PredictDocumentRequest | None = None,
 ) -> PredictionResponse:
-    request = data or PredictDocumentRequest()
+    options = data or PredictDocumentRequest()
     return await _predict_stored(
-        state, document_id, request.ocr_language, request.return_all_scores
+        state, request, document_id, options.ocr_language, options.return_all_scores
     )
 
 
@@ -308,6 +326,7 @@ async def upload(
 async def upload_and_predict(
     data: Annotated[UploadAndPredictForm, Body(media_type=RequestEncodingType.MULTI_PART)],
     state: State,
+    request: Request,
 ) -> UploadAndPredictResponse:
     _served(state)  # refuse before storing anything when no model can answer
     language = data.ocr_language.strip() if data.ocr_language else None
@@ -318,7 +337,7 @@ async def upload_and_predict(
             raise HTTPException(status_code=422, detail=str(error)) from error
     result = await _ingest_upload(state, data)
     prediction = await _predict_stored(
-        state, result.document.id, language or None, data.return_all_scores
+        state, request, result.document.id, language or None, data.return_all_scores
     )
     document = await anyio.to_thread.run_sync(_load_document, state, result.document.id)
     return UploadAndPredictResponse(_upload_response(document, result.duplicate), prediction)
@@ -538,6 +557,7 @@ def _bad_request(request: Request, error: Exception) -> Response[dict[str, Any]]
 def _left_to_pipeline(request: Request, error: Exception) -> Response[dict[str, Any]]:
     """Accepted, not done: the document is stored and the pipeline will read it."""
     assert isinstance(error, LeftToPipeline)
+    logger.info("%s", error)
     return Response(
         {"detail": str(error), "document_id": error.document_id},
         status_code=202,
@@ -557,6 +577,10 @@ def _ocr_busy(request: Request, error: Exception) -> Response[dict[str, str]]:
 
 
 def _internal_error(request: Request, error: Exception) -> Response[dict[str, str]]:
+    if isinstance(error, HTTPException) and error.detail == CLIENT_GONE_DETAIL:
+        # Litestar's word for a client that hung up mid-body: nobody is left to answer.
+        logger.info("client left %s before sending the whole body", request.url.path)
+        return Response({"detail": "incomplete request body"}, status_code=400)
     logger.exception("unhandled error on %s", request.url.path, exc_info=error)
     return Response({"detail": "internal server error"}, status_code=500, media_type=MediaType.JSON)
 

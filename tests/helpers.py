@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import socket
 import threading
 import time
@@ -72,7 +73,7 @@ def serve(settings: DocflowSettings) -> Iterator[str]:
             host="127.0.0.1",
             port=port,
             log_level="warning",
-            # Records go to the root logger, where tests (caplog) see them.
+            # Leave logging as it is: tests catch records on the loggers (server_log_records).
             log_config=None,
         )
     )
@@ -88,3 +89,27 @@ def serve(settings: DocflowSettings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def server_log_records() -> Iterator[list[logging.LogRecord]]:
+    """Records of the API, uvicorn and Litestar loggers, caught on the loggers themselves:
+    Litestar reconfigures the root logger when an app is made, which drops pytest's caplog."""
+    records: list[logging.LogRecord] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    catch = Catch(logging.INFO)
+    loggers = [logging.getLogger(name) for name in ("docflow.api", "uvicorn.error", "litestar")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(catch)
+        logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(catch)
+            logger.setLevel(level)

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document
 from tests.helpers import (
-    encoded,
+    page,
     page_png,
     pdf_of_huge_pages,
     pdf_promising_three_pages,
     serve,
+    server_log_records,
 )
 
 KEY = "hostile-corpus-key"
@@ -81,6 +83,14 @@ def tiff_of_pages(pages: int, size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
+def three_page_tiff() -> bytes:
+    """Pages no other test uploads (the home is shared), so this one is stored anew."""
+    buffer = io.BytesIO()
+    first, *rest = [page(f"hostile corpus, page {n} of three") for n in range(3)]
+    first.save(buffer, format="TIFF", save_all=True, append_images=rest)
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class Probe:
     name: str
@@ -99,9 +109,9 @@ def json_post(path: str, body: bytes) -> Callable[[httpx.Client], httpx.Response
 PNG = page_png("hostile corpus page")
 PROBES = [
     # 1. filenames
-    Probe("quote injection", upload(page_png("a"), 'r.png"; filename*=UTF-8\'\'evil.html'), 201, stores=True),
-    Probe("cyrillic filename", upload(page_png("b"), "счёт.png"), 201, stores=True),
-    Probe("NUL and LF", raw_upload("/upload", file_part(b"a\x00b\nc.png", page_png("c"))), 201, stores=True),
+    Probe("quote injection", upload(page_png("hostile corpus: quote"), 'r.png"; filename*=UTF-8\'\'evil.html'), 201, stores=True),
+    Probe("cyrillic filename", upload(page_png("hostile corpus: cyrillic"), "счёт.png"), 201, stores=True),
+    Probe("NUL and LF", raw_upload("/upload", file_part(b"a\x00b\nc.png", page_png("hostile corpus: NUL"))), 201, stores=True),
     Probe("5000-character filename", raw_upload("/upload", file_part(b"a" * 5000 + b".png", PNG)), 400, "longer than 4 KiB"),
     # 3. multipart parts that are not UTF-8
     Probe("file part without filename", raw_upload("/upload", (b'Content-Disposition: form-data; name="file"\r\nContent-Type: image/png', PNG)), 400, "file part"),
@@ -124,7 +134,7 @@ PROBES = [
     # 7. work inside the byte limits
     Probe("PDF of 200-inch pages", upload(pdf_of_huge_pages(), "huge.pdf"), 413, "megapixels"),
     Probe("200-page TIFF over the pixel budget", upload(tiff_of_pages(200, (1000, 1000)), "many.tif"), 413, "megapixels"),
-    Probe("pages beyond online OCR", lambda c: c.post("/upload-and-predict", files={"file": ("three.tif", encoded("TIFF", pages=3))}), 202, "pipeline", stores=True),
+    Probe("pages beyond online OCR", lambda c: c.post("/upload-and-predict", files={"file": ("three.tif", three_page_tiff())}), 202, "pipeline", stores=True),
     # 8. batches
     Probe("batch over the character budget", lambda c: c.post("/predict/batch", json={"texts": ["x" * 60_000, "y" * 60_000]}), 413, "characters"),
     # 9. parameters and auth
@@ -157,7 +167,7 @@ def ocr_runs() -> float:
 
 
 def test_hostile_requests_get_clear_4xx_and_leave_nothing_half_stored(
-    home_copy: DocflowSettings, caplog: pytest.LogCaptureFixture
+    home_copy: DocflowSettings,
 ) -> None:
     settings = home_copy.model_copy(
         update={
@@ -170,7 +180,7 @@ def test_hostile_requests_get_clear_4xx_and_leave_nothing_half_stored(
     before = document_count(settings)
     answers: dict[str, httpx.Response] = {}
     with (
-        caplog.at_level(logging.INFO),
+        server_log_records() as logged,
         serve(settings) as base,
         httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=120) as client,
     ):
@@ -209,7 +219,53 @@ def test_hostile_requests_get_clear_4xx_and_leave_nothing_half_stored(
     assert wrong == {}
     stored = sum(probe.stores for probe in PROBES) + 1  # and the raced document
     assert document_count(settings) == before + stored
-    tracebacks = [
-        r.getMessage() for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR
-    ]
+    tracebacks = [r.getMessage() for r in logged if r.exc_info and r.levelno >= logging.ERROR]
     assert tracebacks == []
+    assert any("before sending the whole body" in r.getMessage() for r in logged)
+
+
+def many_page_tiff(pages: int) -> bytes:
+    buffer = io.BytesIO()
+    first, *rest = [
+        page(f"a long document read online, page {n} " * 3, size=(1600, 1200)) for n in range(pages)
+    ]
+    first.save(buffer, format="TIFF", save_all=True, append_images=rest)
+    return buffer.getvalue()
+
+
+def test_online_ocr_stops_at_its_time_budget_and_when_the_client_hangs_up(
+    home_copy: DocflowSettings,
+) -> None:
+    budgeted = home_copy.model_copy(update={"online_ocr_seconds": 0.5})
+    with (
+        serve(budgeted) as base,
+        httpx.Client(base_url=base, timeout=120) as client,
+    ):
+        slow = client.post("/upload-and-predict", files={"file": ("long.tif", many_page_tiff(6))})
+        assert slow.status_code == 202, slow.text
+        assert "online OCR took its" in slow.json()["detail"]
+        document = client.get(f"/document/{slow.json()['document_id']}").json()
+        assert document["status"] == "uploaded"  # the pipeline reads it, nothing half-stored
+
+    with server_log_records() as logged, serve(home_copy) as base:
+        address = urlsplit(base)
+        body = multipart(file_part(b"gone.tif", many_page_tiff(8), b"image/tiff"))
+        with socket.create_connection((address.hostname, address.port)) as connection:
+            connection.sendall(
+                f"POST /upload-and-predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}"
+                f"\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n".encode()
+                + body
+            )
+            connection.settimeout(2)
+            with pytest.raises(TimeoutError):  # nothing comes back while OCR runs ...
+                connection.recv(1)
+        # ... and the client hangs up mid-OCR.
+        stopped = "OCR stopped after"
+        deadline = time.monotonic() + 20
+        while not any(stopped in r.getMessage() for r in logged):
+            assert time.monotonic() < deadline, "OCR went on after the client left"
+            time.sleep(0.2)
+    [record] = [r.getMessage() for r in logged if stopped in r.getMessage()]
+    assert "the client went away" in record
+    pages_read = int(record.split(stopped)[1].split()[0])
+    assert pages_read < 8

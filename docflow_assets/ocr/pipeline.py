@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -186,13 +186,31 @@ def compose_readers(mode: str, language: str) -> Readers:
     return Readers(TesseractEngine())
 
 
+class OcrStopped(Exception):
+    """Reading stopped between pages because the caller asked (a budget spent, a client gone)."""
+
+    def __init__(self, pages_read: int, why: str) -> None:
+        super().__init__(f"OCR stopped after {pages_read} pages: {why}")
+        self.pages_read = pages_read
+        self.why = why
+
+
 def ocr_document(
-    data: bytes, content_type: str, options: OcrOptions, readers: Readers | None = None
+    data: bytes,
+    content_type: str,
+    options: OcrOptions,
+    readers: Readers | None = None,
+    stop: Callable[[], str | None] | None = None,
 ) -> list[PageText]:
-    """Every page of one document, preprocessed and read in order by the options' mode."""
+    """Every page of one document, preprocessed and read in order by the options' mode.
+
+    ``stop`` is asked before each page; a reason from it ends the reading (``OcrStopped``)."""
     readers = readers or compose_readers(options.mode, options.language)
-    results = []
+    results: list[PageText] = []
     for page in iter_page_images(data, content_type, options.dpi, options.max_pixels):
+        why = stop() if stop is not None else None
+        if why is not None:
+            raise OcrStopped(len(results), why)
         prepared, text = read_upright(page, options, readers.first)
         if readers.second is not None and options.mode == "cascade":
             text = cascade(prepared, text, options.cascade_threshold, readers.second)
