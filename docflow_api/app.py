@@ -59,16 +59,16 @@ from docflow_api.schemas import (
     UploadForm,
     UploadResponse,
 )
+from docflow_assets.document_service import (
+    DocumentNotFound,
+    DocumentService,
+    LeftToPipeline,
+    OcrBusy,
+)
 from docflow_assets.ingest import IngestResult, RejectedDocument, ingest, normalise_label
 from docflow_assets.ml.classifier import ScoredText
 from docflow_assets.ml.registry import Registry
 from docflow_assets.ocr.engines import UnsupportedLanguage, check_languages
-from docflow_assets.processing import (
-    DocumentNotFound,
-    LeftToPipeline,
-    OcrBusy,
-    predict_document,
-)
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import (
@@ -101,8 +101,12 @@ def _settings(state: State) -> DocflowSettings:
     return state.settings
 
 
+def _service(state: State) -> DocumentService:
+    return state.document_service
+
+
 def _store(state: State) -> ObjectStore:
-    return state.store
+    return _service(state).store
 
 
 def _served(state: State) -> ServedModel:
@@ -247,9 +251,7 @@ async def _predict_stored(
     watcher = asyncio.create_task(_watch_for_disconnect(request, gone))
     try:
         result = await anyio.to_thread.run_sync(
-            lambda: predict_document(
-                settings,
-                _store(state),
+            lambda: _service(state).predict(
                 served.model.classifier,
                 served.model.name,
                 served.model.version,
@@ -680,8 +682,10 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         state=State(
             {
                 "settings": settings,
-                "store": open_object_store(
-                    settings.resolved_object_store, settings.s3_endpoint_url
+                "document_service": DocumentService(
+                    settings,
+                    open_object_store(settings.resolved_object_store, settings.s3_endpoint_url),
+                    registry,
                 ),
                 "model_holder": holder,
                 "refresh_model": refresh_model,

@@ -11,9 +11,9 @@ from urllib.parse import quote, unquote
 import pytest
 from litestar.testing import TestClient
 
-import docflow_api.app as api_module
 from docflow_api.app import create_app
 from docflow_assets.demo.render import RenderedDocument
+from docflow_assets.document_service import DocumentService
 from docflow_assets.settings import DocflowSettings
 from tests.conftest import TrainedHome
 from tests.helpers import encoded
@@ -184,15 +184,15 @@ def test_a_document_stuck_in_ocr_holds_up_neither_health_nor_text_predictions(
     client: TestClient, trained_home: TrainedHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entered, release, finished = threading.Event(), threading.Event(), threading.Event()
-    real_predict_document = api_module.predict_document
+    real_predict = DocumentService.predict
 
-    def stuck_predict_document(*args: object, **kwargs: object) -> object:
+    def stuck_predict(*args: object, **kwargs: object) -> object:
         entered.set()
         release.wait(20)
         finished.set()
-        return real_predict_document(*args, **kwargs)
+        return real_predict(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(api_module, "predict_document", stuck_predict_document)
+    monkeypatch.setattr(DocumentService, "predict", stuck_predict)
     document_id = next(iter(trained_home.holdout))
     with ThreadPoolExecutor(1) as background:
         stuck = background.submit(client.post, f"/predict/document/{document_id}")

@@ -354,7 +354,7 @@ def test_predictions_score_with_the_version_that_made_the_features(
     (materialization,) = scored.asset_materializations_for_node("predictions")
     assert materialization.metadata["model_version"].value == trained_home.model_version
     assert trained_home.model_version != newer_version
-    assert materialization.metadata["rows"].value == len(holdout)
+    assert materialization.metadata["dagster/row_count"].value == len(holdout)
 
 
 def test_a_manual_training_trains_on_todays_labels_even_with_none_new(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
-from tests.conftest import HOLDOUT_PER_CLASS, TRAIN_PER_CLASS, TrainedHome
+from tests.conftest import HOLDOUT_PER_CLASS, TRAIN_PER_CLASS, TrainedHome, today_partition
 
 CLASSES = 8
 
@@ -55,8 +56,38 @@ def test_holdout_predictions_are_well_above_chance(trained_home: TrainedHome) ->
     assert accuracy >= 0.8, f"holdout accuracy {accuracy:.2f}"
 
 
-def test_reprocessing_a_batch_is_idempotent(trained_home: TrainedHome) -> None:
-    with session_scope(trained_home.settings.resolved_database_url) as session:
+def test_reprocessing_a_batch_replaces_its_ocr_and_keeps_one_prediction_history(
+    home_copy: DocflowSettings, trained_home: TrainedHome
+) -> None:
+    from dagster import materialize
+
+    from docflow_assets.defs.documents import ocr_text, predictions, raw_documents, tfidf_features
+    from docflow_assets.defs.resources import DocflowResource
+    from docflow_assets.defs.sensors import batch_run_config
+
+    batch = sorted(trained_home.holdout)[:4]
+
+    def counts() -> tuple[int, int, set[str]]:
+        with session_scope(home_copy.resolved_database_url) as session:
+            pages = session.scalar(select(func.count()).where(OcrResult.document_id.in_(batch)))
+            scored = session.scalar(select(func.count()).where(Prediction.document_id.in_(batch)))
+            statuses = set(session.scalars(select(Document.status).where(Document.id.in_(batch))))
+        return int(pages or 0), int(scored or 0), statuses
+
+    pages_before, scored_before, _ = counts()
+    assert pages_before >= len(batch)
+    again = materialize(
+        [raw_documents, ocr_text, tfidf_features, predictions],
+        resources={"docflow": DocflowResource(home=str(home_copy.home))},
+        partition_key=today_partition(),
+        run_config=batch_run_config(batch),
+    )
+    assert again.success
+    pages_after, scored_after, statuses = counts()
+    assert pages_after == pages_before  # OCR rows replaced, not added
+    assert scored_after == scored_before + len(batch)  # one more prediction each, in history
+    assert statuses == {DocumentStatus.PREDICTED}
+    with session_scope(home_copy.resolved_database_url) as session:
         duplicates = session.execute(
             select(OcrResult.document_id, OcrResult.page, func.count())
             .group_by(OcrResult.document_id, OcrResult.page, OcrResult.engine)

@@ -11,7 +11,9 @@ from dagster import (
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
+from pydantic import PrivateAttr
 
+from docflow_assets.document_service import DocumentService
 from docflow_assets.ml.registry import EXPERIMENT_NAME, Registry
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema
@@ -19,7 +21,8 @@ from docflow_assets.store.objects import ObjectStore, open_object_store, s3_loca
 
 
 class DocflowResource(ConfigurableResource):
-    """Docflow's database, object store and model registry; unset fields come from DOCFLOW_*."""
+    """Docflow's settings, database, object store, model registry and document service, built
+    once per run (or sensor tick) on first use; unset fields come from DOCFLOW_*."""
 
     home: str | None = None
     database_url: str | None = None
@@ -29,32 +32,43 @@ class DocflowResource(ConfigurableResource):
     # Base wait before a step re-runs after a store outage (doubling each time).
     outage_retry_seconds: float = 5.0
 
+    _service: DocumentService | None = PrivateAttr(default=None)
+
+    def service(self) -> DocumentService:
+        if self._service is None:
+            overrides = {
+                "home": self.home,
+                "database_url": self.database_url,
+                "object_store": self.object_store,
+                "s3_endpoint_url": self.s3_endpoint_url,
+                "mlflow_tracking_uri": self.mlflow_tracking_uri,
+            }
+            given: dict[str, Any] = {key: value for key, value in overrides.items() if value}
+            settings = DocflowSettings(**given)
+            ensure_schema(settings.resolved_database_url)
+            self._service = DocumentService(
+                settings,
+                open_object_store(settings.resolved_object_store, settings.s3_endpoint_url),
+                Registry(
+                    settings.resolved_mlflow_tracking_uri,
+                    settings.mlflow_artifact_location,
+                    settings.model_name,
+                ),
+            )
+        return self._service
+
     def settings(self) -> DocflowSettings:
-        overrides = {
-            "home": self.home,
-            "database_url": self.database_url,
-            "object_store": self.object_store,
-            "s3_endpoint_url": self.s3_endpoint_url,
-            "mlflow_tracking_uri": self.mlflow_tracking_uri,
-        }
-        given: dict[str, Any] = {key: value for key, value in overrides.items() if value}
-        return DocflowSettings(**given)
+        return self.service().settings
 
     @property
     def database(self) -> str:
-        return ensure_schema(self.settings().resolved_database_url)
+        return self.service().database
 
     def store(self) -> ObjectStore:
-        settings = self.settings()
-        return open_object_store(settings.resolved_object_store, settings.s3_endpoint_url)
+        return self.service().store
 
     def registry(self) -> Registry:
-        settings = self.settings()
-        return Registry(
-            settings.resolved_mlflow_tracking_uri,
-            settings.mlflow_artifact_location,
-            settings.model_name,
-        )
+        return self.service().registry
 
 
 @resource(config_schema=MLFLOW_CONFIG_SCHEMA, required_resource_keys={"docflow"})

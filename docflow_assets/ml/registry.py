@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,11 @@ class Registry:
         self.tracking_uri = tracking_uri
         self.artifact_location = artifact_location
         self.model_name = model_name
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        # On first use: opening a SQLite tracking store creates or migrates its tables.
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self) -> str:
         experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)

@@ -1,0 +1,463 @@
+"""The one conductor of document processing, batch and online alike: check the originals, OCR
+and record, featurise, score and record, with every status change and the quality figures the
+data-quality checks judge. The Dagster assets, the API and the CLI call it; none repeats it."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
+from docflow_assets.ml.feature_store import (
+    StoredFeatures,
+    features_key,
+    load_features,
+    save_features,
+)
+from docflow_assets.ml.registry import Registry
+from docflow_assets.ml.training_set import class_distribution, current_snapshot, total_variation
+from docflow_assets.ocr.engines import check_languages
+from docflow_assets.ocr.language import page_script, script_mismatch
+from docflow_assets.ocr.pipeline import (
+    OcrOptions,
+    OcrRequest,
+    OcrStopped,
+    ocr_document,
+    ocr_documents,
+)
+from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.models import Document, DocumentStatus, Prediction
+from docflow_assets.store.objects import ObjectNotFound, ObjectStore
+from docflow_assets.store.repository import (
+    add_prediction,
+    batch_documents,
+    document_texts,
+    mark_failed,
+    recent_predicted_classes,
+    replace_ocr_results,
+)
+
+# A page read with less mean word confidence than this counts as a low-confidence page.
+MIN_MEAN_CONFIDENCE = 0.6
+DRIFT_WINDOW = 500
+READY_FOR_FEATURES = (DocumentStatus.OCR_DONE, DocumentStatus.PREDICTED)
+Row = dict[str, object]
+
+
+class DocumentNotFound(LookupError):
+    pass
+
+
+class LeftToPipeline(Exception):
+    """OCR of this document is too large a job to finish inside a request."""
+
+    def __init__(self, document_id: int, why: str) -> None:
+        super().__init__(
+            f"document {document_id} is stored and the pipeline will read it: {why} "
+            f"(poll GET /document/{document_id})"
+        )
+        self.document_id = document_id
+
+
+class OcrBusy(Exception):
+    """Every online OCR slot is taken: try again shortly."""
+
+
+@dataclass(frozen=True)
+class OriginalsReport:
+    documents: int
+    pages: int
+    total_bytes: int
+    missing: list[int]
+    content_types: dict[str, int]
+    preview: list[Row]
+
+
+@dataclass(frozen=True)
+class OcrReport:
+    documents: int
+    failed: list[int]
+    page_confidences: list[float]
+    empty_pages: int
+    judged_pages: int
+    mismatched_documents: list[int]
+    scripts: dict[str, int]
+    read_by: dict[str, int]
+    seconds: float
+    preview: list[Row]
+
+    @property
+    def pages(self) -> int:
+        return len(self.page_confidences)
+
+    def _share(self, count: float, of: int) -> float:
+        return count / of if of else 0.0
+
+    @property
+    def empty_rate(self) -> float:
+        return self._share(self.empty_pages, self.pages)
+
+    @property
+    def low_confidence_rate(self) -> float:
+        low = sum(c < MIN_MEAN_CONFIDENCE for c in self.page_confidences)
+        return self._share(low, self.pages)
+
+    @property
+    def language_mismatch_rate(self) -> float:
+        return self._share(len(self.mismatched_documents), self.judged_pages)
+
+    @property
+    def mean_confidence(self) -> float:
+        return self._share(sum(self.page_confidences), self.pages)
+
+
+@dataclass(frozen=True)
+class FeaturesReport:
+    rows: int
+    features: int
+    nonzero: int
+    model_version: str
+    key: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ScoresReport:
+    model_name: str
+    model_version: str
+    by_class: dict[str, int]
+    preview: list[Row]
+    recent_classes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DocumentPrediction:
+    document_id: int
+    scored: ScoredText
+    prediction_id: int
+    ran_ocr: bool
+
+
+_locks_guard = threading.Lock()
+_document_locks: weakref.WeakValueDictionary[int, threading.Lock] = weakref.WeakValueDictionary()
+
+
+def _document_lock(document_id: int) -> threading.Lock:
+    with _locks_guard:
+        lock = _document_locks.get(document_id)
+        if lock is None:
+            lock = _document_locks[document_id] = threading.Lock()
+        return lock
+
+
+class DocumentService:
+    """Processing of stored documents, over one set of stores built once."""
+
+    def __init__(self, settings: DocflowSettings, store: ObjectStore, registry: Registry) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.database = settings.resolved_database_url
+
+    # -- the pipeline's steps, one upload day (or a batch of it) at a time --------------------
+
+    def check_originals(self, day: date, document_ids: Sequence[int]) -> OriginalsReport:
+        """Marks failed the documents whose original is gone from the object store."""
+        with session_scope(self.database) as session:
+            documents = batch_documents(session, day, document_ids)
+            missing = []
+            for document in documents:
+                if document.status == DocumentStatus.FAILED:
+                    continue
+                if not self.store.exists(document.storage_key):
+                    mark_failed(
+                        session, document, f"original file {document.storage_key} is missing"
+                    )
+                    missing.append(document.id)
+            return OriginalsReport(
+                documents=len(documents),
+                pages=sum(document.pages for document in documents),
+                total_bytes=sum(document.size_bytes for document in documents),
+                missing=missing,
+                content_types=dict(Counter(document.content_type for document in documents)),
+                preview=[
+                    {
+                        "id": d.id,
+                        "filename": d.filename,
+                        "type": d.content_type,
+                        "pages": d.pages,
+                        "label": d.label,
+                        "status": d.status,
+                    }
+                    for d in documents[:10]
+                ],
+            )
+
+    def read(self, day: date, document_ids: Sequence[int]) -> OcrReport:
+        """OCR the batch (one process per core) and record every page; a document that cannot
+        be read is marked failed with its reason and holds up no other."""
+        with session_scope(self.database) as session:
+            documents = [
+                document
+                for document in batch_documents(session, day, document_ids)
+                if document.status != DocumentStatus.FAILED
+            ]
+            requests = []
+            for document in documents:
+                try:
+                    data = self.store.get_bytes(document.storage_key)
+                except ObjectNotFound:
+                    mark_failed(
+                        session, document, f"original file {document.storage_key} is missing"
+                    )
+                    continue
+                requests.append(OcrRequest(document.id, data, document.content_type))
+        started = time.perf_counter()
+        results = ocr_documents(
+            requests, OcrOptions.from_settings(self.settings), self.settings.ocr_workers
+        )
+        seconds = time.perf_counter() - started
+        failed: list[int] = []
+        confidences: list[float] = []
+        empty = judged = 0
+        mismatched: list[int] = []
+        scripts: Counter[str] = Counter()
+        read_by: Counter[str] = Counter()
+        preview: list[Row] = []
+        with session_scope(self.database) as session:
+            by_id = {document.id: session.merge(document) for document in documents}
+            for result in results:
+                document = by_id[result.document_id]
+                if result.error:
+                    mark_failed(session, document, f"OCR failed: {result.error}")
+                    failed.append(document.id)
+                    continue
+                replace_ocr_results(session, document, result.pages)
+                for page in result.pages:
+                    confidences.append(page.mean_confidence)
+                    read_by[str(page.preprocessing.get("read_by", page.engine))] += 1
+                    empty += not page.text.strip()
+                    script = page_script(page)
+                    mismatch = script_mismatch(script, page.language)
+                    if mismatch is not None:
+                        judged += 1
+                        scripts[str(script)] += 1
+                    if mismatch:
+                        mismatched.append(document.id)
+                if len(preview) < 5:
+                    preview.append(
+                        {"id": document.id, "text": result.text[:120].replace("\n", " ")}
+                    )
+        return OcrReport(
+            documents=len(results) - len(failed),
+            failed=failed,
+            page_confidences=confidences,
+            empty_pages=empty,
+            judged_pages=judged,
+            mismatched_documents=sorted(set(mismatched)),
+            scripts=dict(scripts),
+            read_by=dict(read_by),
+            seconds=seconds,
+            preview=preview,
+        )
+
+    def featurise(self, day: date, document_ids: Sequence[int]) -> FeaturesReport | None:
+        """TF-IDF rows of the batch under the deployed model's vectorizer, stored with that
+        version; None while no model is deployed."""
+        deployed = self.registry.load_alias(self.settings.model_alias)
+        if deployed is None:
+            return None
+        with session_scope(self.database) as session:
+            ids = [
+                document.id
+                for document in batch_documents(session, day, document_ids)
+                if document.status in READY_FOR_FEATURES
+            ]
+            texts = document_texts(session, ids, prefer=self.settings.ocr_mode)
+        started = time.perf_counter()
+        matrix = deployed.classifier.vectorizer.transform([texts.get(i, "") for i in ids])
+        key = features_key(day, document_ids)
+        save_features(self.store, key, StoredFeatures(ids, matrix, deployed.version))
+        return FeaturesReport(
+            rows=len(ids),
+            features=int(matrix.shape[1]),
+            nonzero=int(matrix.nnz),
+            model_version=deployed.version,
+            key=key,
+            seconds=time.perf_counter() - started,
+        )
+
+    def score(self, day: date, document_ids: Sequence[int]) -> ScoresReport | None:
+        """Scores the batch's stored features with the version that made them (even if the
+        alias has moved since) and records each prediction; None when there are no features."""
+        try:
+            features = load_features(self.store, features_key(day, document_ids))
+        except ObjectNotFound:
+            return None
+        deployed = self.registry.load(features.model_version)
+        ids = features.document_ids
+        scored = dict(zip(ids, deployed.classifier.score_features(features.matrix), strict=True))
+        classes: Counter[str] = Counter()
+        preview: list[Row] = []
+        with session_scope(self.database) as session:
+            for document in batch_documents(session, day, ids):
+                result = scored[document.id]
+                add_prediction(
+                    session,
+                    document.id,
+                    deployed.name,
+                    deployed.version,
+                    result.predicted_class,
+                    result.confidence,
+                    result.scores,
+                    source="batch",
+                )
+                document.status = DocumentStatus.PREDICTED
+                classes[result.predicted_class] += 1
+                if len(preview) < 10:
+                    preview.append(
+                        {
+                            "id": document.id,
+                            "label": document.label,
+                            "predicted": result.predicted_class,
+                            "confidence": round(result.confidence, 3),
+                        }
+                    )
+        return ScoresReport(deployed.name, deployed.version, dict(classes), preview)
+
+    def class_drift(self) -> tuple[float, int]:
+        """Total variation between the recent predicted classes and the training labels, and
+        how many recent predictions it judged."""
+        with session_scope(self.database) as session:
+            recent = recent_predicted_classes(session, DRIFT_WINDOW)
+        found = current_snapshot(self.store)
+        training = class_distribution(found[1]["label"].tolist()) if found else {}
+        if not recent or not training:
+            return 0.0, len(recent)
+        return total_variation(class_distribution(recent), training), len(recent)
+
+    # -- online: one document inside a request ------------------------------------------------
+
+    def text(
+        self,
+        document_id: int,
+        language: str | None = None,
+        ocr_slots: threading.Semaphore | None = None,
+        client_gone: threading.Event | None = None,
+    ) -> tuple[str, bool]:
+        """The stored OCR text, or OCR now (and store it). Returns the text and whether OCR ran.
+
+        OCR now is bounded: a document of more than ``online_max_pages`` pages is left to the
+        pipeline (``LeftToPipeline``), with every one of ``ocr_slots`` taken the call refuses at
+        once (``OcrBusy``), and the reading stops between pages once ``online_ocr_seconds`` are
+        spent or ``client_gone`` is set (the document stays uploaded: ``LeftToPipeline``).
+        Identical requests racing for one document wait for the first one's OCR and read its
+        stored text."""
+        if language is not None:
+            check_languages(language)
+        with _document_lock(document_id):
+            return self._text(document_id, language, ocr_slots, client_gone)
+
+    def _text(
+        self,
+        document_id: int,
+        language: str | None,
+        ocr_slots: threading.Semaphore | None,
+        client_gone: threading.Event | None,
+    ) -> tuple[str, bool]:
+        settings = self.settings
+        with session_scope(self.database) as session:
+            document = session.get(Document, document_id)
+            if document is None:
+                raise DocumentNotFound(f"document {document_id} does not exist")
+            stored = document_texts(session, [document_id], prefer=settings.ocr_mode)
+            if document_id in stored and language is None:
+                return stored[document_id], False
+            key, content_type = document.storage_key, document.content_type
+            if document.pages > settings.online_max_pages:
+                raise LeftToPipeline(
+                    document_id,
+                    f"it has {document.pages} pages; online OCR reads at most "
+                    f"{settings.online_max_pages}",
+                )
+        if ocr_slots is not None and not ocr_slots.acquire(blocking=False):
+            raise OcrBusy(
+                f"every online OCR slot is busy: document {document_id} is stored and the "
+                f"pipeline will read it; POST /predict/document/{document_id} again in a few "
+                "seconds for a prediction now"
+            )
+        try:
+            pages = ocr_document(
+                self.store.get_bytes(key),
+                content_type,
+                OcrOptions.from_settings(settings, language),
+                stop=_stop_rule(settings.online_ocr_seconds, client_gone),
+            )
+        except OcrStopped as stopped:
+            raise LeftToPipeline(document_id, str(stopped)) from stopped
+        except Exception as error:
+            with session_scope(self.database) as session:
+                document = session.get(Document, document_id)
+                if document is not None:
+                    mark_failed(session, document, f"OCR failed: {type(error).__name__}: {error}")
+            raise
+        finally:
+            if ocr_slots is not None:
+                ocr_slots.release()
+        with session_scope(self.database) as session:
+            document = session.get(Document, document_id)
+            if document is not None:
+                replace_ocr_results(session, document, pages)
+        return "\n\n".join(page.text for page in pages), True
+
+    def predict(
+        self,
+        classifier: DocumentClassifier,
+        model_name: str,
+        model_version: str,
+        document_id: int,
+        language: str | None = None,
+        ocr_slots: threading.Semaphore | None = None,
+        client_gone: threading.Event | None = None,
+    ) -> DocumentPrediction:
+        """One stored document's prediction now (OCR first if it has none), recorded."""
+        text, ran_ocr = self.text(document_id, language, ocr_slots, client_gone)
+        scored = classifier.score_text(text)
+        with session_scope(self.database) as session:
+            prediction: Prediction = add_prediction(
+                session,
+                document_id,
+                model_name,
+                model_version,
+                scored.predicted_class,
+                scored.confidence,
+                scored.scores,
+                source="api",
+            )
+            document = session.get(Document, document_id)
+            if document is not None:
+                document.status = DocumentStatus.PREDICTED
+            session.flush()
+            prediction_id = prediction.id
+        return DocumentPrediction(document_id, scored, prediction_id, ran_ocr)
+
+
+def _stop_rule(
+    budget_seconds: float, client_gone: threading.Event | None
+) -> Callable[[], str | None]:
+    deadline = time.monotonic() + budget_seconds
+
+    def stop() -> str | None:
+        if client_gone is not None and client_gone.is_set():
+            return "the client went away"
+        if time.monotonic() > deadline:
+            return f"online OCR took its {budget_seconds:.0f} s"
+        return None
+
+    return stop
