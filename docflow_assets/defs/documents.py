@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
-from docflow_assets.document_service import MIN_MEAN_CONFIDENCE
+from docflow_assets.document_service import DRIFT_WINDOW, MIN_MEAN_CONFIDENCE
 from docflow_assets.store.objects import StoreUnavailable
 
 MAX_EMPTY_TEXT_RATE = 0.2
@@ -90,9 +90,22 @@ def raw_documents(
     kinds={"tesseract", "sql"},
     description="Per-page text, words, boxes and confidences of the day's documents.",
     check_specs=[
-        AssetCheckSpec("empty_text_rate", asset="ocr_text"),
-        AssetCheckSpec("low_confidence_rate", asset="ocr_text"),
-        AssetCheckSpec("language_mismatch_rate", asset="ocr_text"),
+        AssetCheckSpec(
+            "empty_text_rate",
+            asset="ocr_text",
+            description=f"At most {MAX_EMPTY_TEXT_RATE:.0%} of the batch's pages read as empty.",
+        ),
+        AssetCheckSpec(
+            "low_confidence_rate",
+            asset="ocr_text",
+            description=f"At most {MAX_LOW_CONFIDENCE_RATE:.0%} of pages read with mean word "
+            f"confidence under {MIN_MEAN_CONFIDENCE}.",
+        ),
+        AssetCheckSpec(
+            "language_mismatch_rate",
+            asset="ocr_text",
+            description="Pages whose script none of the configured OCR languages writes.",
+        ),
     ],
 )
 @retry_through_outages
@@ -199,7 +212,14 @@ def _drift_check(docflow: DocflowResource) -> AssetCheckResult:
     deps=[tfidf_features],
     kinds={"pytorch", "sql"},
     description="Class and all scores for each document of the day, by the deployed model.",
-    check_specs=[AssetCheckSpec("prediction_class_drift", asset="predictions")],
+    check_specs=[
+        AssetCheckSpec(
+            "prediction_class_drift",
+            asset="predictions",
+            description=f"The last {DRIFT_WINDOW} predicted classes stay within total variation "
+            f"{MAX_CLASS_DRIFT} of the training labels' distribution.",
+        )
+    ],
 )
 @retry_through_outages
 def predictions(
