@@ -23,11 +23,12 @@ import numpy as np
 from PIL import Image
 from sklearn.isotonic import IsotonicRegression
 
-from docflow_assets.ocr.engines import PageText, TesseractEngine
+from docflow_assets.ocr.engines import TesseractEngine
 from docflow_assets.ocr.ensemble import CALIBRATION_FILE, is_junk, token
 from docflow_assets.ocr.evaluation import receipt_pairs
 from docflow_assets.ocr.pipeline import OcrOptions, read_upright
 from docflow_assets.ocr.ppocr_engine import PpOcrEngine
+from docflow_assets.page_text import PageText
 
 RECEIPTS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "receipts-dev"
 BINS = 20

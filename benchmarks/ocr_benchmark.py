@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from docflow_assets.ocr.cascade import cascade
-from docflow_assets.ocr.engines import OcrEngine, PageText, TesseractEngine
+from docflow_assets.ocr.engines import OcrEngine, TesseractEngine
 from docflow_assets.ocr.ensemble import ensemble
 from docflow_assets.ocr.evaluation import (
     WordCounts,
@@ -48,6 +48,7 @@ from docflow_assets.ocr.evaluation import (
 )
 from docflow_assets.ocr.pipeline import OcrOptions, OcrRequest, iter_ocr_documents, read_upright
 from docflow_assets.ocr.ppocr_engine import PpOcrEngine
+from docflow_assets.page_text import PageText
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 RECEIPTS = SHARED / "receipts-dev"

@@ -11,14 +11,7 @@ from PIL import Image
 
 from docflow_assets.demo.render import render_hard_capture
 from docflow_assets.ocr import pipeline
-from docflow_assets.ocr.engines import (
-    SINGLE_BLOCK,
-    PageText,
-    TesseractEngine,
-    UnsupportedLanguage,
-    Word,
-    text_from_words,
-)
+from docflow_assets.ocr.engines import SINGLE_BLOCK, TesseractEngine, UnsupportedLanguage
 from docflow_assets.ocr.ensemble import Calibration, ensemble
 from docflow_assets.ocr.evaluation import (
     character_error_rate,
@@ -39,6 +32,7 @@ from docflow_assets.ocr.preprocess import (
     to_grey,
 )
 from docflow_assets.ocr.reading_order import Line, reading_order
+from docflow_assets.page_text import PageText, Word, text_from_words
 from docflow_assets.settings import DocflowSettings
 
 UPRIGHT_ONLY = PreprocessConfig(("orientation", "deskew"))

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from docflow_assets.ocr.engines import PageText
+from docflow_assets.page_text import PageText
 
 
 class PageReader(Protocol):

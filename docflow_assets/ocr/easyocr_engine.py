@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word
+from docflow_assets.ocr.engines import UnsupportedLanguage
+from docflow_assets.page_text import PageText, Word
 
 # Tesseract language codes to EasyOCR's; only English weights ship offline.
 EASYOCR_LANGUAGES = {"eng": "en"}

@@ -5,53 +5,18 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pytesseract
 import tesserocr
 from PIL import Image
 
+from docflow_assets.page_text import PageText, Word, text_from_words
+
 # Tesseract's OpenMP threads fight over 2 cores (3x slower); parallelise across pages instead.
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-
-
-@dataclass(frozen=True)
-class Word:
-    text: str
-    box: tuple[int, int, int, int]  # left, top, width, height in page pixels
-    confidence: float
-    line: int = 0
-    block: int = 0  # Tesseract's layout block (a column or a table cell group)
-
-
-@dataclass
-class PageText:
-    engine: str
-    language: str
-    words: list[Word]
-    seconds: float
-    preprocessing: dict[str, Any] = field(default_factory=dict)
-    text: str = ""
-
-    @property
-    def mean_confidence(self) -> float:
-        if not self.words:
-            return 0.0
-        return sum(word.confidence for word in self.words) / len(self.words)
-
-    def words_as_dicts(self) -> list[dict[str, Any]]:
-        return [asdict(word) for word in self.words]
-
-
-def text_from_words(words: list[Word]) -> str:
-    """Words joined by spaces within a line, lines by newlines, lines in number order."""
-    lines: dict[int, list[str]] = {}
-    for word in words:
-        lines.setdefault(word.line, []).append(word.text)
-    return "\n".join(" ".join(lines[number]) for number in sorted(lines))
 
 
 class UnsupportedLanguage(ValueError):

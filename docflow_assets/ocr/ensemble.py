@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rapidfuzz.distance import Levenshtein
 
-from docflow_assets.ocr.engines import PageText, Word, text_from_words
+from docflow_assets.page_text import PageText, Word, text_from_words
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 # Calibrated probability a word must reach to stand against an empty slot in a row that the

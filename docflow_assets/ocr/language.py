@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 
-from docflow_assets.ocr.engines import PageText
+from docflow_assets.page_text import PageText
 
 LANGUAGE_SCRIPTS = {
     "eng": "Latin",

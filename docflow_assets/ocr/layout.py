@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from statistics import median
 
-from docflow_assets.ocr.engines import Word
+from docflow_assets.page_text import Word
 
 ROW_ALIGNED_SHARE = 0.3  # of lines with a line of another block beside them, at the same height
 MAX_TABLE_WORDS_PER_LINE = 3  # median words per line; prose columns run 6 and more

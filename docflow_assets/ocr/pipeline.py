@@ -11,14 +11,7 @@ from PIL import Image
 
 from docflow_assets.ocr.cascade import cascade
 from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
-from docflow_assets.ocr.engines import (
-    AUTOMATIC_LAYOUT,
-    SINGLE_BLOCK,
-    OcrEngine,
-    PageText,
-    TesseractEngine,
-    text_from_words,
-)
+from docflow_assets.ocr.engines import AUTOMATIC_LAYOUT, SINGLE_BLOCK, OcrEngine, TesseractEngine
 from docflow_assets.ocr.ensemble import ensemble
 from docflow_assets.ocr.layout import rows_across_blocks, table_split_into_columns
 from docflow_assets.ocr.pages import iter_page_images
@@ -33,6 +26,7 @@ from docflow_assets.ocr.preprocess import (
     rotate_quarter,
     to_grey,
 )
+from docflow_assets.page_text import PageText, text_from_words
 from docflow_assets.settings import DocflowSettings
 
 OCR_MODES = ("tesseract", "ppocr", "easyocr", "ensemble", "cascade")

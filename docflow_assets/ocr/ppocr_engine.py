@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from docflow_assets.ocr.engines import PageText, UnsupportedLanguage, Word, text_from_words
+from docflow_assets.ocr.engines import UnsupportedLanguage
 from docflow_assets.ocr.reading_order import Line, reading_order
+from docflow_assets.page_text import PageText, Word, text_from_words
 
 # Tesseract language codes of the Latin-script languages PP-OCRv6's multilingual models read.
 PPOCR_LANGUAGES = frozenset(

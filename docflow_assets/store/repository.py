@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from docflow_assets.ocr.engines import PageText
+from docflow_assets.page_text import PageText
 from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
 
 EXCLUDED_LABELS = ("unknown",)
