@@ -53,11 +53,7 @@ def train_and_deploy(settings: DocflowSettings) -> str:
             texts.append("\n".join(text for _, text in lines))
             labels.append(label)
     result = train_classifier(texts, labels, TrainingConfig(max_epochs=20))
-    registry = Registry(
-        settings.resolved_mlflow_tracking_uri,
-        settings.mlflow_artifact_location,
-        settings.model_name,
-    )
+    registry = Registry.from_settings(settings)
     version = registry.log_training(result, "benchmark", {}).version
     registry.deploy(settings.model_alias, version)
     return version

@@ -50,7 +50,6 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema
 from docflow_assets.store.objects import (
     StoreUnavailable,
-    open_object_store,
 )
 
 logger = logging.getLogger("docflow.api")
@@ -72,11 +71,7 @@ def settle_heap() -> None:
 
 def create_app(settings: DocflowSettings | None = None) -> Litestar:
     settings = settings or DocflowSettings()
-    registry = Registry(
-        settings.resolved_mlflow_tracking_uri,
-        settings.mlflow_artifact_location,
-        settings.model_name,
-    )
+    registry = Registry.from_settings(settings)
     holder = ModelHolder(registry, settings.model_alias)
 
     async def refresh_model() -> None:
@@ -142,11 +137,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         state=State(
             {
                 "settings": settings,
-                "document_service": DocumentService(
-                    settings,
-                    open_object_store(settings.resolved_object_store, settings.s3_endpoint_url),
-                    registry,
-                ),
+                "document_service": DocumentService.from_settings(settings, registry),
                 "model_holder": holder,
                 "refresh_model": refresh_model,
                 "online_ocr_slots": threading.BoundedSemaphore(settings.api_online_ocr_slots),

@@ -510,11 +510,7 @@ def model() -> None:
 def _registry(settings: DocflowSettings):
     from docflow_assets.ml.registry import Registry
 
-    return Registry(
-        settings.resolved_mlflow_tracking_uri,
-        settings.mlflow_artifact_location,
-        settings.model_name,
-    )
+    return Registry.from_settings(settings)
 
 
 @model.command("info")

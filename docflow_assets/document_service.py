@@ -9,7 +9,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
@@ -33,7 +33,7 @@ from docflow_assets.ocr.pipeline import (
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, Prediction
-from docflow_assets.store.objects import ObjectNotFound, ObjectStore
+from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
 from docflow_assets.store.repository import (
     add_prediction,
     batch_documents,
@@ -133,7 +133,6 @@ class ScoresReport:
     model_version: str
     by_class: dict[str, int]
     preview: list[Row]
-    recent_classes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -164,6 +163,17 @@ class DocumentService:
         self.store = store
         self.registry = registry
         self.database = settings.resolved_database_url
+
+    @classmethod
+    def from_settings(
+        cls, settings: DocflowSettings, registry: Registry | None = None
+    ) -> DocumentService:
+        """The settings' object store and registry (or ``registry``, when the caller holds one)."""
+        return cls(
+            settings,
+            open_object_store(settings.resolved_object_store, settings.s3_endpoint_url),
+            registry or Registry.from_settings(settings),
+        )
 
     # -- the pipeline's steps, one upload day (or a batch of it) at a time --------------------
 

@@ -124,11 +124,7 @@ def test_while_the_gate_refuses_every_version_the_api_and_cli_say_why(tmp_path: 
     texts += [f"dear madam, thank you for your letter {n}" for n in range(4)]
     labels = ["invoice"] * 4 + ["letter"] * 4
     result = train_classifier(texts, labels, TrainingConfig(folds=2, max_epochs=2))
-    registry = Registry(
-        settings.resolved_mlflow_tracking_uri,
-        settings.mlflow_artifact_location,
-        settings.model_name,
-    )
+    registry = Registry.from_settings(settings)
     version = registry.log_training(result, "hash", {}).version
     reason = "beats_baseline: cross-validated macro-F1 0.400 vs baseline 0.440"
     registry.record_verdict(version, False, reason)

@@ -48,11 +48,7 @@ def test_hot_model_swap_serves_every_request(
     home_copy: DocflowSettings,
 ) -> None:
     settings = home_copy.model_copy(update={"model_poll_seconds": 0.2})
-    registry = Registry(
-        settings.resolved_mlflow_tracking_uri,
-        settings.mlflow_artifact_location,
-        settings.model_name,
-    )
+    registry = Registry.from_settings(settings)
     _, rendered = training_corpus
     result = train_classifier(
         [d.text for d in rendered],

@@ -63,11 +63,7 @@ def set_aside_other_tests_documents(settings: DocflowSettings, trained: TrainedH
 
 
 def registry(settings: DocflowSettings) -> Registry:
-    return Registry(
-        settings.resolved_mlflow_tracking_uri,
-        settings.mlflow_artifact_location,
-        settings.model_name,
-    )
+    return Registry.from_settings(settings)
 
 
 def test_gate_refuses_a_model_trained_on_shuffled_labels(

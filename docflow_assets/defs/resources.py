@@ -17,7 +17,7 @@ from docflow_assets.document_service import DocumentService
 from docflow_assets.ml.registry import EXPERIMENT_NAME, Registry
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema
-from docflow_assets.store.objects import ObjectStore, open_object_store, s3_location
+from docflow_assets.store.objects import ObjectStore, s3_location
 
 
 class DocflowResource(ConfigurableResource):
@@ -46,15 +46,7 @@ class DocflowResource(ConfigurableResource):
             given: dict[str, Any] = {key: value for key, value in overrides.items() if value}
             settings = DocflowSettings(**given)
             ensure_schema(settings.resolved_database_url)
-            self._service = DocumentService(
-                settings,
-                open_object_store(settings.resolved_object_store, settings.s3_endpoint_url),
-                Registry(
-                    settings.resolved_mlflow_tracking_uri,
-                    settings.mlflow_artifact_location,
-                    settings.model_name,
-                ),
-            )
+            self._service = DocumentService.from_settings(settings)
         return self._service
 
     def settings(self) -> DocflowSettings:

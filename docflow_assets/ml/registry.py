@@ -18,6 +18,7 @@ from mlflow.types import ColSpec, Schema
 
 from docflow_assets.ml.classifier import MANIFEST_FILE, DocumentClassifier
 from docflow_assets.ml.training import TrainingResult
+from docflow_assets.settings import DocflowSettings
 
 EXPERIMENT_NAME = "docflow-document-classifier"
 PREVIOUS_ALIAS_SUFFIX = "-previous"
@@ -59,6 +60,14 @@ class Registry:
         self.tracking_uri = tracking_uri
         self.artifact_location = artifact_location
         self.model_name = model_name
+
+    @classmethod
+    def from_settings(cls, settings: DocflowSettings) -> Registry:
+        return cls(
+            settings.resolved_mlflow_tracking_uri,
+            settings.mlflow_artifact_location,
+            settings.model_name,
+        )
 
     @cached_property
     def client(self) -> MlflowClient:

@@ -44,19 +44,21 @@ def labelled_frame(session: Session, prefer_engine: str) -> pd.DataFrame:
     return frame
 
 
+def _digest(frame: pd.DataFrame, columns: list[str]) -> str:
+    """SHA-256 of ``columns``, row by row in document order (fields \x1f, rows \x1e)."""
+    digest = hashlib.sha256()
+    for row in frame.sort_values("document_id")[columns].itertuples(index=False):
+        digest.update(("\x1f".join(str(value) for value in row) + "\x1e").encode())
+    return digest.hexdigest()
+
+
 def labels_digest(labels: pd.DataFrame) -> str:
     """A hash of which documents carry which label (not their text)."""
-    digest = hashlib.sha256()
-    for row in labels.sort_values("document_id").itertuples(index=False):
-        digest.update(f"{row.document_id}\x1f{row.label}\x1e".encode())
-    return digest.hexdigest()
+    return _digest(labels, ["document_id", "label"])
 
 
 def snapshot_hash(frame: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    for row in frame.sort_values("document_id").itertuples(index=False):
-        digest.update(f"{row.document_id}\x1f{row.label}\x1f{row.text}\x1e".encode())
-    return digest.hexdigest()
+    return _digest(frame, ["document_id", "label", "text"])
 
 
 def snapshot_partition_key(now: datetime) -> str:
