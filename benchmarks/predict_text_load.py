@@ -1,7 +1,8 @@
 """Load `POST /predict/text` on Docflow, on `mlflow models serve` of the same model, and on a
 constant Litestar endpoint, at concurrency 1 and 32, and print ratios against both baselines;
 then Docflow's /predict/text again while three clients keep sending large /predict/batch
-requests (1,000 texts of 1,000 characters), beside its quiet p99.
+requests (1,000 texts of 1,000 characters), and while two clients upload scanned pages to
+`/upload-and-predict` back to back (online OCR on every API slot), beside its quiet p99.
 
     .venv/bin/python benchmarks/predict_text_load.py [--seconds 5]
 
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -30,7 +32,7 @@ from rich.table import Table
 
 from docflow_assets import services
 from docflow_assets.demo.content import DOCUMENT_CLASSES, GENERATORS
-from docflow_assets.demo.render import document_rng
+from docflow_assets.demo.render import document_rng, render_document
 from docflow_assets.ml.registry import Registry
 from docflow_assets.ml.training import TrainingConfig, train_classifier
 from docflow_assets.settings import DocflowSettings
@@ -145,6 +147,38 @@ def under_batch_load(base: str, seconds: float) -> tuple[dict[str, float], int]:
             client.join()
 
 
+OCR_CLIENTS = 2
+
+
+def under_ocr_load(base: str, seconds: float) -> tuple[dict[str, float], list[int]]:
+    """/predict/text at concurrency 1 while OCR_CLIENTS clients upload pages that each need
+    online OCR (rendered before the clock starts, all different, so none is a duplicate)."""
+    pages = [
+        render_document(label, index, seed=11) for index in range(12) for label in DOCUMENT_CLASSES
+    ]
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def upload_pages(first: int) -> None:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            for data, extension, _ in pages[first::OCR_CLIENTS]:
+                if stop.is_set():
+                    return
+                upload = {"file": (f"page.{extension}", data)}
+                statuses.append(client.post("/upload-and-predict", files=upload).status_code)
+
+    clients = [threading.Thread(target=upload_pages, args=(i,)) for i in range(OCR_CLIENTS)]
+    for client in clients:
+        client.start()
+    time.sleep(1)
+    try:
+        return load(f"{base}/predict/text", {"text": TEXT}, 1, seconds), statuses
+    finally:
+        stop.set()
+        for client in clients:
+            client.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
@@ -212,6 +246,7 @@ def main() -> None:
                     f"http://127.0.0.1:{ports[server]}{path}", body, concurrency, args.seconds
                 )
         loaded, batches = under_batch_load(f"http://127.0.0.1:{ports['docflow']}", args.seconds)
+        ocr_loaded, uploads = under_ocr_load(f"http://127.0.0.1:{ports['docflow']}", args.seconds)
     finally:
         services.stop_all(run_dir)
     generator = "wrk" if shutil.which("wrk") else "benchmarks/loadgen.py (httpx)"
@@ -251,6 +286,13 @@ def main() -> None:
         f"p99 {loaded['p99_ms']:.1f} ms (quiet: p99 {quiet['p99_ms']:.1f} ms, "
         f"{loaded['p99_ms'] / quiet['p99_ms']:.1f}x), {loaded['rps']:.0f} req/s, "
         f"{int(loaded['errors'])} errors"
+    )
+    console.print(
+        f"/predict/text at concurrency 1 while {OCR_CLIENTS} clients upload pages for online "
+        f"OCR ({len(uploads)} answered, statuses {dict(Counter(uploads))}): "
+        f"p50 {ocr_loaded['p50_ms']:.1f} ms, p99 {ocr_loaded['p99_ms']:.1f} ms "
+        f"({ocr_loaded['p99_ms'] / quiet['p99_ms']:.1f}x quiet), {ocr_loaded['rps']:.0f} req/s, "
+        f"{int(ocr_loaded['errors'])} errors"
     )
 
 

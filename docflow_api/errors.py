@@ -8,6 +8,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
+from docflow_api.dependencies import settings_of
 from docflow_assets.document_service import LeftToPipeline
 from docflow_assets.store.objects import StoreUnavailable
 
@@ -42,6 +43,12 @@ def bad_request(request: Request, error: Exception) -> Response[dict[str, Any]]:
         detail = (
             "a multipart part's headers are longer than 4 KiB (a filename that long?); "
             "filenames are kept to 255 characters anyway"
+        )
+    elif detail == "Request Entity Too Large":
+        limit = settings_of(request.app.state).max_upload_bytes
+        detail = (
+            f"the request body is larger than the server accepts: a file may hold {limit} bytes "
+            "(DOCFLOW_MAX_UPLOAD_BYTES)"
         )
     elif detail == "Invalid multipart/form-data":
         detail = (

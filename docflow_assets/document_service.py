@@ -10,7 +10,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
 from docflow_assets.ml.feature_store import (
@@ -37,15 +37,21 @@ from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_objec
 from docflow_assets.store.repository import (
     add_prediction,
     batch_documents,
+    claim_online_ocr,
     document_texts,
     mark_failed,
     recent_predicted_classes,
+    release_online_ocr,
     replace_ocr_results,
 )
 
 # A page read with less mean word confidence than this counts as a low-confidence page.
 MIN_MEAN_CONFIDENCE = 0.6
 DRIFT_WINDOW = 500
+# An online OCR lease outlives the OCR budget by this much (the last page may overrun it), so a
+# server that dies mid-read holds the document for a minute or so at most.
+CLAIM_MARGIN_SECONDS = 60.0
+CLAIM_POLL_SECONDS = 0.2
 READY_FOR_FEATURES = (DocumentStatus.OCR_DONE, DocumentStatus.PREDICTED)
 Row = dict[str, object]
 
@@ -367,8 +373,8 @@ class DocumentService:
         pipeline (``LeftToPipeline``), with every one of ``ocr_slots`` taken the call refuses at
         once (``OcrBusy``), and the reading stops between pages once ``online_ocr_seconds`` are
         spent or ``client_gone`` is set (the document stays uploaded: ``LeftToPipeline``).
-        Identical requests racing for one document wait for the first one's OCR and read its
-        stored text."""
+        Identical requests racing for one document, in this process or in another server on the
+        same database, wait for the first one's OCR and read its stored text."""
         if language is not None:
             check_languages(language)
         with _document_lock(document_id):
@@ -382,20 +388,49 @@ class DocumentService:
         client_gone: threading.Event | None,
     ) -> tuple[str, bool]:
         settings = self.settings
-        with session_scope(self.database) as session:
-            document = session.get(Document, document_id)
-            if document is None:
-                raise DocumentNotFound(f"document {document_id} does not exist")
-            stored = document_texts(session, [document_id], prefer=settings.ocr_mode)
-            if document_id in stored and language is None:
-                return stored[document_id], False
-            key, content_type = document.storage_key, document.content_type
-            if document.pages > settings.online_max_pages:
-                raise LeftToPipeline(
-                    document_id,
-                    f"it has {document.pages} pages; online OCR reads at most "
-                    f"{settings.online_max_pages}",
-                )
+        deadline = time.monotonic() + settings.online_ocr_seconds
+        stop = _stop_rule(settings.online_ocr_seconds, deadline, client_gone)
+        while True:
+            with session_scope(self.database) as session:
+                document = session.get(Document, document_id)
+                if document is None:
+                    raise DocumentNotFound(f"document {document_id} does not exist")
+                stored = document_texts(session, [document_id], prefer=settings.ocr_mode)
+                if document_id in stored and language is None:
+                    return stored[document_id], False
+                key, content_type = document.storage_key, document.content_type
+                if document.pages > settings.online_max_pages:
+                    raise LeftToPipeline(
+                        document_id,
+                        f"it has {document.pages} pages; online OCR reads at most "
+                        f"{settings.online_max_pages}",
+                    )
+                now = datetime.now(UTC)
+                lease = timedelta(seconds=settings.online_ocr_seconds + CLAIM_MARGIN_SECONDS)
+                if claim_online_ocr(session, document_id, now, now + lease):
+                    break
+            # Another API process is reading this document: its text will be stored shortly.
+            if (why := stop()) is not None:
+                raise LeftToPipeline(document_id, f"another request is reading it and {why}")
+            time.sleep(CLAIM_POLL_SECONDS)
+        try:
+            return self._read_claimed(
+                document_id, key, content_type, language, ocr_slots, stop, deadline
+            )
+        finally:
+            with session_scope(self.database) as session:
+                release_online_ocr(session, document_id)
+
+    def _read_claimed(
+        self,
+        document_id: int,
+        key: str,
+        content_type: str,
+        language: str | None,
+        ocr_slots: threading.Semaphore | None,
+        stop: Callable[[], str | None],
+        deadline: float,
+    ) -> tuple[str, bool]:
         if ocr_slots is not None and not ocr_slots.acquire(blocking=False):
             raise OcrBusy(
                 f"every online OCR slot is busy: document {document_id} is stored and the "
@@ -406,8 +441,9 @@ class DocumentService:
             pages = ocr_document(
                 self.store.get_bytes(key),
                 content_type,
-                OcrOptions.from_settings(settings, language),
-                stop=_stop_rule(settings.online_ocr_seconds, client_gone),
+                OcrOptions.from_settings(self.settings, language),
+                stop=stop,
+                deadline=deadline,
             )
         except OcrStopped as stopped:
             raise LeftToPipeline(document_id, str(stopped)) from stopped
@@ -459,15 +495,13 @@ class DocumentService:
 
 
 def _stop_rule(
-    budget_seconds: float, client_gone: threading.Event | None
+    budget_seconds: float, deadline: float, client_gone: threading.Event | None
 ) -> Callable[[], str | None]:
-    deadline = time.monotonic() + budget_seconds
-
     def stop() -> str | None:
         if client_gone is not None and client_gone.is_set():
             return "the client went away"
         if time.monotonic() > deadline:
-            return f"online OCR took its {budget_seconds:.0f} s"
+            return f"the time allowed ({budget_seconds:g} s) ran out"
         return None
 
     return stop

@@ -181,7 +181,10 @@ def _inspect_image(data: bytes, settings: DocflowSettings) -> InspectedFile:
                         # document's OCR with its reason instead.
                         frame.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise RejectedDocument("decompression_bomb", str(error)) from error
+        raise RejectedDocument(
+            "decompression_bomb",
+            f"image is larger than the limit of {settings.max_image_pixels} pixels ({error})",
+        ) from error
     except UnidentifiedImageError as error:
         raise RejectedDocument(
             "unsupported_type",

@@ -97,8 +97,8 @@ class DocflowSettings(BaseSettings):
     online_ocr_seconds: float = Field(
         default=30,
         gt=0,
-        description="Time one request's OCR may take; past it the reading stops at the next "
-        "page and the document is left to the pipeline (202).",
+        description="Time one request's OCR may take; past it the reading stops (Tesseract "
+        "mid-page) and the document is left to the pipeline (202).",
     )
     api_keys: str | None = Field(
         default=None, description="Comma-separated API keys; when set, routes need X-API-Key."

@@ -16,7 +16,7 @@ from docflow_assets.demo.render import RenderedDocument
 from docflow_assets.document_service import DocumentService
 from docflow_assets.settings import DocflowSettings
 from tests.conftest import TrainedHome
-from tests.helpers import encoded
+from tests.helpers import encoded, page_png
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +276,7 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None
     with TestClient(create_app(settings)) as small:
         response = small.post("/upload", files={"file": ("big.png", big, "image/png")})
         assert response.status_code == 413
+        assert "100000 bytes" in response.json()["detail"]
         assert small.get("/documents").json()["total"] == 0
 
 
@@ -377,3 +378,51 @@ def test_online_ocr_is_bounded_by_slots_and_pages(trained_home: TrainedHome) -> 
                 slots.release()
         stored = int(detail.split("document ", 1)[1].split(" ", 1)[0])
         assert api.post(f"/predict/document/{stored}").status_code == 200
+
+
+def test_online_ocr_waits_for_the_lease_another_server_holds(trained_home: TrainedHome) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from docflow_assets.document_service import LeftToPipeline
+    from docflow_assets.page_text import PageText
+    from docflow_assets.store.database import session_scope
+    from docflow_assets.store.models import Document
+    from docflow_assets.store.repository import (
+        claim_online_ocr,
+        release_online_ocr,
+        replace_ocr_results,
+    )
+
+    settings = trained_home.settings.model_copy(update={"online_ocr_seconds": 5})
+    service = DocumentService.from_settings(settings)
+    database = settings.resolved_database_url
+    with TestClient(create_app(settings)) as api:
+        stored = [
+            api.post("/upload", files={"file": (f"lease-{n}.png", page_png(f"lease {n}"))})
+            for n in range(3)
+        ]
+    waited_for, expired, never_released = (answer.json()["id"] for answer in stored)
+    now = datetime.now(UTC)
+    with session_scope(database) as session:
+        # Another API process is reading the first and third; its lease on the second has run out.
+        assert claim_online_ocr(session, waited_for, now, now + timedelta(minutes=1))
+        assert claim_online_ocr(session, never_released, now, now + timedelta(minutes=1))
+        assert claim_online_ocr(session, expired, now - timedelta(minutes=2), now)
+        assert not claim_online_ocr(session, waited_for, now, now + timedelta(minutes=1))
+
+    with ThreadPoolExecutor(1) as background:
+        waiting = background.submit(service.text, waited_for)
+        threading.Event().wait(1)
+        assert not waiting.done()  # it waits for the other reader instead of reading too
+        with session_scope(database) as session:
+            document = session.get(Document, waited_for)
+            assert document is not None
+            other_reading = PageText(settings.ocr_mode, "eng", [], 0.1, text="read elsewhere")
+            replace_ocr_results(session, document, [other_reading])
+            release_online_ocr(session, waited_for)
+        assert waiting.result(timeout=10) == ("read elsewhere", False)
+
+    _, ran_ocr = service.text(expired)  # a dead server's lease does not hold anyone up
+    assert ran_ocr
+    with pytest.raises(LeftToPipeline, match="another request is reading it and the time"):
+        service.text(never_released)

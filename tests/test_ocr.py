@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from docflow_assets.demo.render import render_hard_capture
 from docflow_assets.ocr import pipeline
@@ -621,3 +622,21 @@ def test_the_ocr_command_reads_files_as_json_lines_and_fails_clearly_on_a_bad_on
     assert both.exit_code == 0
     headers = [line for line in both.stdout.splitlines() if line.startswith("==> ")]
     assert headers == [f"==> {folder / 'a.tif'} <==", f"==> {folder / 'b.tif'} <=="]
+
+
+def test_a_deadline_stops_tesseract_in_the_middle_of_a_page() -> None:
+    dense = Image.new("L", (2550, 3300), 255)
+    draw = ImageDraw.Draw(dense)
+    for top in range(60, 3240, 40):
+        draw.text((60, top), "Invoice total due 132.00 Northwind " * 4, fill=0, font_size=28)
+    buffer = io.BytesIO()
+    dense.save(buffer, format="PNG")
+    options = OcrOptions(mode="tesseract")
+    started = time.monotonic()
+    with pytest.raises(pipeline.OcrStopped, match="ran out during page 1") as stopped:
+        ocr_document(buffer.getvalue(), "image/png", options, deadline=started + 0.3)
+    # Unbounded, this page takes seconds: the reading ended near its deadline instead.
+    assert time.monotonic() - started < 1.5
+    assert stopped.value.pages_read == 0
+    (read,) = ocr_document(buffer.getvalue(), "image/png", options)
+    assert read.seconds > 1.5 and "Northwind" in read.text

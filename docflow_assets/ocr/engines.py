@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -50,6 +53,36 @@ class OcrEngine(Protocol):
     def read(self, image: Image.Image, language: str) -> PageText: ...
 
 
+class ReadingTimedOut(Exception):
+    """A page was still being read when the reading's deadline came."""
+
+
+_deadline: ContextVar[float | None] = ContextVar("ocr_deadline", default=None)
+
+
+@contextmanager
+def reading_deadline(deadline: float | None) -> Iterator[None]:
+    """Pages read inside this block stop at ``deadline`` (``time.monotonic()``), mid-page
+    included: one huge dense page must not outlast the time a request may take."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def milliseconds_left() -> int | None:
+    """Time left to the reading's deadline (None: no deadline); ``ReadingTimedOut`` once it
+    has passed."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return None
+    left = int((deadline - time.monotonic()) * 1000)
+    if left <= 0:
+        raise ReadingTimedOut
+    return left
+
+
 AUTOMATIC_LAYOUT = 3  # Tesseract's page segmentation modes (--psm)
 SINGLE_BLOCK = 6
 
@@ -81,8 +114,12 @@ class TesseractEngine:
     def read(self, image: Image.Image, language: str) -> PageText:
         started = time.perf_counter()
         api = tesseract_api(language, self.page_segmentation_mode)
+        left = milliseconds_left()
         api.SetImage(image)
-        api.Recognize()
+        # Tesseract's own monitor ends a recognition at the deadline (0: no deadline).
+        if not api.Recognize(timeout=left or 0):
+            api.Clear()
+            raise ReadingTimedOut
         words = _words(api)
         api.Clear()
         return PageText(

@@ -11,7 +11,14 @@ from PIL import Image
 
 from docflow_assets.ocr.cascade import cascade
 from docflow_assets.ocr.easyocr_engine import EasyOcrEngine
-from docflow_assets.ocr.engines import AUTOMATIC_LAYOUT, SINGLE_BLOCK, OcrEngine, TesseractEngine
+from docflow_assets.ocr.engines import (
+    AUTOMATIC_LAYOUT,
+    SINGLE_BLOCK,
+    OcrEngine,
+    ReadingTimedOut,
+    TesseractEngine,
+    reading_deadline,
+)
 from docflow_assets.ocr.ensemble import ensemble
 from docflow_assets.ocr.layout import rows_across_blocks, table_split_into_columns
 from docflow_assets.ocr.pages import iter_page_images
@@ -195,25 +202,36 @@ def ocr_document(
     options: OcrOptions,
     readers: Readers | None = None,
     stop: Callable[[], str | None] | None = None,
+    deadline: float | None = None,
 ) -> list[PageText]:
     """Every page of one document, preprocessed and read in order by the options' mode.
 
-    ``stop`` is asked before each page; a reason from it ends the reading (``OcrStopped``)."""
+    ``stop`` is asked before each page; a reason from it ends the reading (``OcrStopped``).
+    At ``deadline`` (``time.monotonic()``) Tesseract stops mid-page and so does the reading."""
     readers = readers or compose_readers(options.mode, options.language)
     results: list[PageText] = []
     for page in iter_page_images(data, content_type, options.dpi, options.max_pixels):
         why = stop() if stop is not None else None
         if why is not None:
             raise OcrStopped(len(results), why)
-        prepared, text = read_upright(page, options, readers.first)
-        if readers.second is not None and options.mode == "cascade":
-            text = cascade(prepared, text, options.cascade_threshold, readers.second)
-        elif readers.second is not None and options.mode == "ensemble":
-            text = ensemble(text, readers.second.read(prepared, options.language))
-        if options.mode != readers.first.name and options.mode not in {"ensemble", "cascade"}:
-            text.preprocessing["engine_fallback"] = f"{options.mode} cannot read {text.language}"
-        results.append(text)
+        try:
+            with reading_deadline(deadline):
+                results.append(_read_page(page, options, readers))
+        except ReadingTimedOut as timed_out:
+            why = f"the time allowed ran out during page {len(results) + 1}"
+            raise OcrStopped(len(results), why) from timed_out
     return results
+
+
+def _read_page(page: Image.Image, options: OcrOptions, readers: Readers) -> PageText:
+    prepared, text = read_upright(page, options, readers.first)
+    if readers.second is not None and options.mode == "cascade":
+        text = cascade(prepared, text, options.cascade_threshold, readers.second)
+    elif readers.second is not None and options.mode == "ensemble":
+        text = ensemble(text, readers.second.read(prepared, options.language))
+    if options.mode != readers.first.name and options.mode not in {"ensemble", "cascade"}:
+        text.preprocessing["engine_fallback"] = f"{options.mode} cannot read {text.language}"
+    return text
 
 
 def _ocr_request(request: OcrRequest, options: OcrOptions) -> DocumentText:

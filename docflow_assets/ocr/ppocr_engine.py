@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from docflow_assets.ocr.engines import UnsupportedLanguage
+from docflow_assets.ocr.engines import UnsupportedLanguage, milliseconds_left
 from docflow_assets.ocr.reading_order import Line, reading_order
 from docflow_assets.page_text import PageText, Word, text_from_words
 
@@ -97,6 +97,7 @@ class PpOcrEngine:
         """Detect the page's text lines and recognise each; words keep their own boxes and
         the line's recognition score."""
         check_ppocr_language(language)
+        milliseconds_left()  # a page is not begun past the deadline
         started = time.perf_counter()
         output = rapid_ocr()(_bgr(image), return_word_box=True)
         lines = [

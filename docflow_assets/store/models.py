@@ -53,6 +53,11 @@ class Document(Base):
     label: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     label_source: Mapped[str | None] = mapped_column(String(32), default=None)
     labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # While set and in the future, one API process is reading this document online; others wait
+    # for its text instead of reading the same pages again.
+    ocr_claimed_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
 
     ocr_results: Mapped[list[OcrResult]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="OcrResult.page"

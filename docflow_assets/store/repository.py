@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from docflow_assets.page_text import PageText
@@ -65,6 +66,32 @@ def unfinished_documents(session: Session, document_ids: Sequence[int]) -> list[
 def mark_failed(session: Session, document: Document, reason: str) -> None:
     document.status = DocumentStatus.FAILED
     document.status_reason = reason[:2000]
+
+
+def claim_online_ocr(session: Session, document_id: int, now: datetime, until: datetime) -> bool:
+    """Takes the document's OCR lease until ``until`` unless another process holds one that has
+    not expired. One conditional UPDATE, so two processes (or servers) cannot both win."""
+    claim = (
+        update(Document)
+        .where(
+            Document.id == document_id,
+            or_(Document.ocr_claimed_until.is_(None), Document.ocr_claimed_until < now),
+        )
+        .values(ocr_claimed_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    # An UPDATE's result is a CursorResult; the session's signature only promises a Result.
+    claimed = cast(CursorResult[Any], session.execute(claim))
+    return bool(claimed.rowcount)
+
+
+def release_online_ocr(session: Session, document_id: int) -> None:
+    session.execute(
+        update(Document)
+        .where(Document.id == document_id)
+        .values(ocr_claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def replace_ocr_results(session: Session, document: Document, pages: Sequence[PageText]) -> None:
