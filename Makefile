@@ -42,4 +42,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy docflow_assets docflow_api benchmarks
+	$(BIN)/mypy docflow_assets docflow_api benchmarks tests

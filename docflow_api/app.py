@@ -19,8 +19,11 @@ from threadpoolctl import threadpool_limits
 
 from docflow_api import metrics
 from docflow_api.batch_scorer import BatchScorer
+from docflow_api.dependencies import ApiContext, provide
 from docflow_api.errors import (
+    DOMAIN_ERRORS,
     bad_request,
+    domain_error,
     internal_error,
     left_to_pipeline,
     ocr_busy,
@@ -28,17 +31,9 @@ from docflow_api.errors import (
     undecodable,
 )
 from docflow_api.model_holder import ModelHolder
-from docflow_api.routes.documents import (
-    get_document,
-    get_document_file,
-    list_documents,
-    prediction_history,
-    set_label,
-    upload,
-    upload_and_predict,
-)
-from docflow_api.routes.model import MetricsController, health, model_info, reload_model
-from docflow_api.routes.predictions import predict_batch, predict_stored_document, predict_text
+from docflow_api.routes.documents import DocumentController
+from docflow_api.routes.model import MetricsController, ModelController
+from docflow_api.routes.predictions import PredictionController
 from docflow_api.security import api_key_guard
 from docflow_assets.document_service import (
     DocumentService,
@@ -86,6 +81,19 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         except Exception:
             logger.exception("could not load the deployed model; keeping the one served")
 
+    context = ApiContext(
+        settings=settings,
+        service=DocumentService.from_settings(settings, registry),
+        model_holder=holder,
+        refresh_model=refresh_model,
+        scoring_executor=ThreadPoolExecutor(
+            settings.api_scoring_threads, thread_name_prefix="docflow-scoring"
+        ),
+        batch_executor=ThreadPoolExecutor(1, thread_name_prefix="docflow-batch"),
+        batch_scorer=BatchScorer(BATCH_SLICE),
+        online_ocr_slots=threading.BoundedSemaphore(settings.api_online_ocr_slots),
+    )
+
     async def poll_registry() -> None:
         while True:
             await asyncio.sleep(settings.model_poll_seconds)
@@ -96,53 +104,32 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         # own threads for the cores (the hidden-layer product of one text: 21 us with them,
         # 12 us without, on 2 cores). Concurrency comes from requests and uvicorn workers.
         threadpool_limits(limits=1, user_api="blas")
-        app.state.scoring_executor = ThreadPoolExecutor(
-            settings.api_scoring_threads, thread_name_prefix="docflow-scoring"
-        )
-        app.state.batch_executor = ThreadPoolExecutor(1, thread_name_prefix="docflow-batch")
-        app.state.batch_scorer = BatchScorer(BATCH_SLICE)
         await anyio.to_thread.run_sync(ensure_schema, settings.resolved_database_url)
         await refresh_model()
         app.state.poller = asyncio.create_task(poll_registry())
 
     async def shutdown(app: Litestar) -> None:
         app.state.poller.cancel()
-        app.state.scoring_executor.shutdown(wait=False, cancel_futures=True)
-        app.state.batch_executor.shutdown(wait=False, cancel_futures=True)
-        app.state.batch_scorer.close()
+        context.scoring_executor.shutdown(wait=False, cancel_futures=True)
+        context.batch_executor.shutdown(wait=False, cancel_futures=True)
+        context.batch_scorer.close()
 
     keys = frozenset(key.strip() for key in (settings.api_keys or "").split(",") if key.strip())
     prometheus = PrometheusConfig(app_name="docflow", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[
-            health,
-            predict_text,
-            predict_batch,
-            predict_stored_document,
-            upload,
-            upload_and_predict,
-            get_document,
-            get_document_file,
-            set_label,
-            list_documents,
-            prediction_history,
-            model_info,
-            reload_model,
+            PredictionController,
+            DocumentController,
+            ModelController,
             MetricsController,
         ],
+        dependencies=provide(context),
         on_startup=[startup],
         on_shutdown=[shutdown],
         guards=[api_key_guard(keys)] if keys else [],
         middleware=[prometheus.middleware],
-        state=State(
-            {
-                "settings": settings,
-                "document_service": DocumentService.from_settings(settings, registry),
-                "model_holder": holder,
-                "refresh_model": refresh_model,
-                "online_ocr_slots": threading.BoundedSemaphore(settings.api_online_ocr_slots),
-            }
-        ),
+        # The error handlers see the context here (they are not given dependencies).
+        state=State({"context": context}),
         request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
         exception_handlers={
             500: internal_error,
@@ -153,6 +140,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
             RecursionError: undecodable,
             StoreUnavailable: unavailable,
             OperationalError: unavailable,
+            **dict.fromkeys(DOMAIN_ERRORS, domain_error),
         },
         openapi_config=OpenAPIConfig(title="Docflow API", version="0.1.0", path="/schema"),
     )

@@ -1,51 +1,63 @@
-"""What the route modules share: state look-ups, response builders, id parameters."""
+"""What the controllers are given (``Provide``): the API's context built once per app, the
+settings, the document service and the served model; and the response builders they share."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from litestar.datastructures import State
-from litestar.exceptions import (
-    NotFoundException,
-    ServiceUnavailableException,
-)
+from litestar.di import Provide
+from litestar.exceptions import ServiceUnavailableException
 from litestar.params import Parameter
 
 from docflow_api import metrics
-from docflow_api.model_holder import ServedModel
-from docflow_api.schemas import (
-    PredictionResponse,
-    UploadResponse,
-)
+from docflow_api.batch_scorer import BatchScorer
+from docflow_api.model_holder import ModelHolder, ServedModel
+from docflow_api.schemas import PredictionResponse, UploadResponse
 from docflow_assets.document_service import DocumentService
 from docflow_assets.ml.classifier import ScoredText
 from docflow_assets.settings import DocflowSettings
-from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document
-from docflow_assets.store.objects import ObjectStore
 
 # Ids are database integers: anything outside 1..2^31-1 is a client error, not a lookup.
 DocumentId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
 
 
-def settings_of(state: State) -> DocflowSettings:
-    return state.settings
+@dataclass
+class ApiContext:
+    """Everything a request may need, built once when the app is made."""
+
+    settings: DocflowSettings
+    service: DocumentService
+    model_holder: ModelHolder
+    refresh_model: Callable[[], Awaitable[None]]
+    # Text scoring has threads of its own: OCR and batches never queue in front of it.
+    scoring_executor: ThreadPoolExecutor
+    batch_executor: ThreadPoolExecutor
+    batch_scorer: BatchScorer
+    online_ocr_slots: threading.BoundedSemaphore
+
+    def served(self) -> ServedModel:
+        """The model serving now; 503 with the reason while there is none."""
+        served = self.model_holder.served
+        if served is None:
+            raise ServiceUnavailableException(detail=self.model_holder.why_not_served())
+        return served
 
 
-def service_of(state: State) -> DocumentService:
-    return state.document_service
-
-
-def store_of(state: State) -> ObjectStore:
-    return service_of(state).store
-
-
-def served_model(state: State) -> ServedModel:
-    served = state.model_holder.served
-    if served is None:
-        raise ServiceUnavailableException(detail=state.model_holder.why_not_served())
-    return served
+def provide(context: ApiContext) -> dict[str, Provide]:
+    """The app's dependencies, by the parameter name a handler asks for them with."""
+    return {
+        "context": Provide(lambda: context, use_cache=True, sync_to_thread=False),
+        "settings": Provide(lambda: context.settings, use_cache=True, sync_to_thread=False),
+        "service": Provide(lambda: context.service, use_cache=True, sync_to_thread=False),
+        # Not cached: the served model changes when the registry alias moves.
+        "served": Provide(context.served, sync_to_thread=False),
+    }
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -91,11 +103,3 @@ def stored_fields(document: Document) -> dict[str, Any]:
 
 def upload_response(document: Document, duplicate: bool) -> UploadResponse:
     return UploadResponse(**stored_fields(document), duplicate=duplicate)
-
-
-def load_document(state: State, document_id: int) -> Document:
-    with session_scope(settings_of(state).resolved_database_url) as session:
-        document = session.get(Document, document_id)
-        if document is None:
-            raise NotFoundException(detail=f"document {document_id} does not exist")
-        return document

@@ -8,8 +8,13 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from docflow_api.dependencies import settings_of
-from docflow_assets.document_service import LeftToPipeline
+from docflow_assets.document_service import (
+    DocumentNotFound,
+    InvalidRequest,
+    LeftToPipeline,
+    OriginalMissing,
+)
+from docflow_assets.ocr.engines import UnsupportedLanguage
 from docflow_assets.store.objects import StoreUnavailable
 
 logger = logging.getLogger("docflow.api")
@@ -45,7 +50,7 @@ def bad_request(request: Request, error: Exception) -> Response[dict[str, Any]]:
             "filenames are kept to 255 characters anyway"
         )
     elif detail == "Request Entity Too Large":
-        limit = settings_of(request.app.state).max_upload_bytes
+        limit = request.app.state.context.settings.max_upload_bytes
         detail = (
             f"the request body is larger than the server accepts: a file may hold {limit} bytes "
             "(DOCFLOW_MAX_UPLOAD_BYTES)"
@@ -59,6 +64,27 @@ def bad_request(request: Request, error: Exception) -> Response[dict[str, Any]]:
     if error.extra:
         body["extra"] = error.extra
     return Response(body, status_code=error.status_code, media_type=MediaType.JSON)
+
+
+def _client_fault(status: int, error: Exception) -> Response[dict[str, Any]]:
+    return Response(
+        {"status_code": status, "detail": str(error)}, status_code=status, media_type=MediaType.JSON
+    )
+
+
+def domain_error(request: Request, error: Exception) -> Response[dict[str, Any]]:
+    """The document service's refusals: what the client asked for cannot be done as asked."""
+    if isinstance(error, DocumentNotFound):
+        return _client_fault(404, error)
+    if isinstance(error, OriginalMissing):
+        return _client_fault(409, error)
+    if isinstance(error, UnsupportedLanguage):
+        return _client_fault(422, error)
+    assert isinstance(error, InvalidRequest)
+    return _client_fault(400, error)
+
+
+DOMAIN_ERRORS = (DocumentNotFound, OriginalMissing, UnsupportedLanguage, InvalidRequest)
 
 
 def left_to_pipeline(request: Request, error: Exception) -> Response[dict[str, Any]]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, MutableMapping
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -13,14 +13,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from docflow_assets.ocr.pipeline import OCR_MODES, OcrOptions
+from docflow_assets.ocr.pipeline import OCR_MODES
 from docflow_assets.settings import DocflowSettings
 
-# The training sensor looks every minute; a run it launches is queued soon after.
-SENSOR_GRACE_SECONDS = 180
-
 console = Console()
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @click.group()
@@ -78,12 +74,13 @@ def ocr_files(
     import sys
     from dataclasses import replace
 
+    from docflow_assets.document_service import ocr_options
     from docflow_assets.ingest import RejectedDocument, inspect_content
     from docflow_assets.ocr.engines import UnsupportedLanguage, check_languages
     from docflow_assets.ocr.pipeline import OcrRequest, iter_ocr_documents
 
     settings = DocflowSettings()
-    options = OcrOptions.from_settings(settings, language)
+    options = ocr_options(settings, language)
     if mode:
         options = replace(options, mode=mode)
     try:
@@ -159,11 +156,12 @@ def ocr_eval(folder: Path, modes: tuple[str, ...]) -> None:
     """
     from dataclasses import replace
 
+    from docflow_assets.document_service import ocr_options
     from docflow_assets.ocr.evaluation import evaluate_modes, ground_truth_pairs
     from docflow_assets.ocr.preprocess import PreprocessConfig
 
     settings = DocflowSettings()
-    configured = OcrOptions.from_settings(settings)
+    configured = ocr_options(settings)
     pairs = ground_truth_pairs(folder)
     if not pairs:
         raise click.ClickException(f"no document in {folder} has a ground-truth text beside it")
@@ -212,7 +210,9 @@ def migrate() -> None:
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest_command(folder: Path, labels: Path | None) -> None:
     """Upload every file of FOLDER, skipping duplicates (same path as the API's upload)."""
-    report = _ingest(DocflowSettings(), folder, labels)
+    from docflow_assets.demo_run import ingest_labelled_folder
+
+    report = ingest_labelled_folder(DocflowSettings(), folder, labels)
     for name, reason in report.rejected.items():
         console.print(f"[red]rejected[/red] {name}: {reason}")
     console.print(
@@ -223,18 +223,6 @@ def ingest_command(folder: Path, labels: Path | None) -> None:
         raise SystemExit(1)
 
 
-def _ingest(settings: DocflowSettings, folder: Path, labels: Path | None):
-    from docflow_assets.ingest import ingest_folder, read_labels
-    from docflow_assets.store.database import ensure_schema
-    from docflow_assets.store.objects import open_object_store
-
-    ensure_schema(settings.resolved_database_url)
-    store = open_object_store(settings.resolved_object_store, settings.s3_endpoint_url)
-    return ingest_folder(
-        folder, settings, store, read_labels(labels) if labels else None, show_progress=True
-    )
-
-
 @main.command()
 @click.option("--per-class", type=click.IntRange(3, 10_000), default=12, show_default=True)
 @click.option("--dagster-port", type=int, default=3000, show_default=True)
@@ -242,61 +230,47 @@ def _ingest(settings: DocflowSettings, folder: Path, labels: Path | None):
 @click.option("--timeout", type=float, default=1800, show_default=True)
 def demo(per_class: int, dagster_port: int, api_port: int, timeout: float) -> None:
     """Render, ingest, let the sensor process, train, deploy, predict; leave the UIs running."""
-    from dagster_graphql import DagsterGraphQLClient
-
-    from docflow_assets import services
-    from docflow_assets.demo.render import render_corpus
+    from docflow_assets.demo_run import DemoFailed, DemoStack
 
     settings = DocflowSettings()
-    started = datetime.now(UTC)
-    home = settings.resolved_home
-    run_dir = home / "run"
-    env = {**os.environ, "DOCFLOW_HOME": str(home), "OMP_THREAD_LIMIT": "1"}
-    _prepare_dagster_home(env, home)
-
-    _registry(settings).experiment_id()  # MLflow's tables, before parallel runs race to make them
-    corpus = home / "demo-corpus"
-    console.rule("1. demo corpus")
-    render_corpus(corpus, per_class, seed=0, show_progress=True)
-
-    console.rule("2. Dagster (webserver + daemon with the new-uploads sensor)")
-    services.start(
-        services.dagster_service(dagster_port, REPO_ROOT / "workspace.yaml"), run_dir, env
-    )
-    client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_port)
-
-    console.rule("3. ingest")
-    report = _ingest(settings, corpus, corpus / "labels.csv")
-    console.print(f"{len(report.added)} added, {len(report.duplicates)} already there")
-    ids = [document.id for document in report.added + report.duplicates]
-
-    console.rule("4. sensor-launched OCR runs")
-    _wait_for_documents(settings, ids, timeout)
-
-    console.rule("5. training_snapshot_sensor: snapshot, train, register, deploy")
-    _wait_for_run(client, _training_run(Path(env["DAGSTER_HOME"]), started, client), timeout)
-
-    console.rule("6. predictions with the deployed model")
-    for day in _days_needing_predictions(settings, ids):
-        run_id = client.submit_job_execution(
-            "score_documents_job", tags={"dagster/partition": day.isoformat()}
-        )
-        _wait_for_run(client, run_id, timeout)
-
-    console.rule("7. API")
-    services.start(services.api_service(api_port), run_dir, env)
-    _print_summary(settings, ids, dagster_port, api_port)
+    stack = DemoStack(settings, ConsoleProgress(), dagster_port, api_port, timeout)
+    try:
+        summary = stack.run(per_class)
+    except DemoFailed as error:
+        raise click.ClickException(str(error)) from error
+    table = Table(title=f"Docflow demo: model {settings.model_name} v{summary.model_version}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("documents", str(summary.documents))
+    for status, count in sorted(summary.statuses.items()):
+        table.add_row(f"  status {status}", str(count))
+    table.add_row("documents with predictions", str(summary.predicted))
+    for name in ("accuracy", "macro_f1", "baseline_accuracy", "baseline_macro_f1"):
+        if name in summary.metrics:
+            table.add_row(f"cross-validated {name}", f"{summary.metrics[name]:.3f}")
+    console.print(table)
+    console.print(f"Dagster UI: http://127.0.0.1:{dagster_port}")
+    console.print(f"API:        http://127.0.0.1:{api_port}  (docs: /schema)")
+    console.print("Stop both with: make stop")
 
 
-def _prepare_dagster_home(environment: MutableMapping[str, str], home: Path) -> Path:
-    """DAGSTER_HOME as ``environment`` sets it, else under the Docflow home, with the
-    repository's instance configuration when it has none of its own."""
-    dagster_home = Path(environment.setdefault("DAGSTER_HOME", str(home / "dagster_home")))
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    instance_config = dagster_home / "dagster.yaml"
-    if not instance_config.exists():
-        instance_config.write_text((REPO_ROOT / "dagster.yaml").read_text())
-    return dagster_home
+class ConsoleProgress:
+    """The demo's progress on the terminal."""
+
+    def step(self, title: str) -> None:
+        console.rule(title)
+
+    def note(self, message: str) -> None:
+        console.print(message)
+
+    @contextmanager
+    def counting(self, what: str, total: int) -> Iterator[Callable[[int], None]]:
+        with Progress(console=console) as progress:
+            task = progress.add_task(what, total=total)
+            yield lambda done: progress.update(task, completed=done)
+
+    def waiting(self, what: str) -> AbstractContextManager[object]:
+        return console.status(what)
 
 
 @main.command()
@@ -306,142 +280,6 @@ def stop() -> None:
 
     stopped = services.stop_all(DocflowSettings().resolved_home / "run")
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
-
-
-def _poll(what: str, total: int, done: Callable[[], int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    with Progress(console=console) as progress:
-        task = progress.add_task(what, total=total)
-        while (finished := done()) < total:
-            progress.update(task, completed=finished)
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"timed out waiting for {what}")
-            time.sleep(2)
-        progress.update(task, completed=total)
-
-
-def _wait_for_documents(settings: DocflowSettings, ids: list[int], timeout: float) -> None:
-    from sqlalchemy import func, select
-
-    from docflow_assets.store.database import session_scope
-    from docflow_assets.store.models import Document, DocumentStatus
-
-    def finished() -> int:
-        with session_scope(settings.resolved_database_url) as session:
-            return int(
-                session.scalar(
-                    select(func.count()).where(
-                        Document.id.in_(ids), Document.status != DocumentStatus.UPLOADED
-                    )
-                )
-                or 0
-            )
-
-    _poll("documents processed by sensor runs", len(ids), finished, timeout)
-
-
-def _training_run(dagster_home: Path, since: datetime, client) -> str:
-    """The run training_snapshot_sensor launched for the demo's labels; on a home whose labels
-    are already learned the sensor has nothing to do, so the demo asks for one by hand."""
-    from dagster import DagsterInstance, RunsFilter
-
-    from docflow_assets.defs.partitions import PARTITION_TAG, TRAINING_SNAPSHOTS
-    from docflow_assets.ml.training_set import snapshot_partition_key
-
-    with DagsterInstance.from_config(str(dagster_home)) as instance:
-        deadline = time.monotonic() + SENSOR_GRACE_SECONDS
-        with console.status("waiting for training_snapshot_sensor"):
-            while time.monotonic() < deadline:
-                runs = instance.get_runs(
-                    RunsFilter(job_name="train_model_job", created_after=since), limit=1
-                )
-                if runs:
-                    return runs[0].run_id
-                time.sleep(3)
-        partition = snapshot_partition_key(datetime.now(UTC))
-        instance.add_dynamic_partitions(TRAINING_SNAPSHOTS, [partition])
-    console.print("the sensor found nothing new to learn; training by hand")
-    return client.submit_job_execution("train_model_job", tags={PARTITION_TAG: partition})
-
-
-def _wait_for_run(client, run_id: str, timeout: float) -> None:
-    from dagster import DagsterRunStatus
-
-    deadline = time.monotonic() + timeout
-    with console.status(f"run {run_id}"):
-        while (status := client.get_run_status(run_id)) not in {
-            DagsterRunStatus.SUCCESS,
-            DagsterRunStatus.FAILURE,
-            DagsterRunStatus.CANCELED,
-        }:
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"run {run_id} did not finish in {timeout:.0f}s")
-            time.sleep(2)
-    if status != DagsterRunStatus.SUCCESS:
-        raise click.ClickException(f"run {run_id} ended {status.value}; see the Dagster UI")
-    console.print(f"run {run_id}: {status.value}")
-
-
-def _days_needing_predictions(settings: DocflowSettings, ids: list[int]) -> list[date]:
-    from sqlalchemy import select
-
-    from docflow_assets.store.database import session_scope
-    from docflow_assets.store.models import Document, DocumentStatus
-
-    with session_scope(settings.resolved_database_url) as session:
-        return list(
-            session.scalars(
-                select(Document.upload_date)
-                .where(Document.id.in_(ids), Document.status == DocumentStatus.OCR_DONE)
-                .distinct()
-            )
-        )
-
-
-def _print_summary(
-    settings: DocflowSettings, ids: list[int], dagster_port: int, api_port: int
-) -> None:
-    from sqlalchemy import func, select
-
-    from docflow_assets.store.database import session_scope
-    from docflow_assets.store.models import Document, ModelMetric, Prediction
-
-    with session_scope(settings.resolved_database_url) as session:
-        latest = session.scalar(select(func.max(ModelMetric.id)))
-        version = session.scalar(select(ModelMetric.model_version).where(ModelMetric.id == latest))
-        metrics = dict(
-            session.execute(
-                select(ModelMetric.metric, ModelMetric.value).where(
-                    ModelMetric.model_version == version
-                )
-            ).all()
-        )
-        statuses = dict(
-            session.execute(
-                select(Document.status, func.count())
-                .where(Document.id.in_(ids))
-                .group_by(Document.status)
-            ).all()
-        )
-        predicted = session.scalar(
-            select(func.count(func.distinct(Prediction.document_id))).where(
-                Prediction.document_id.in_(ids)
-            )
-        )
-    table = Table(title=f"Docflow demo: model {settings.model_name} v{version}")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    table.add_row("documents", str(len(ids)))
-    for status, count in sorted(statuses.items()):
-        table.add_row(f"  status {status}", str(count))
-    table.add_row("documents with predictions", str(predicted))
-    for name in ("accuracy", "macro_f1", "baseline_accuracy", "baseline_macro_f1"):
-        if name in metrics:
-            table.add_row(f"cross-validated {name}", f"{metrics[name]:.3f}")
-    console.print(table)
-    console.print(f"Dagster UI: http://127.0.0.1:{dagster_port}")
-    console.print(f"API:        http://127.0.0.1:{api_port}  (docs: /schema)")
-    console.print("Stop both with: make stop")
 
 
 @main.command()
@@ -456,10 +294,11 @@ def train() -> None:
 
     from docflow_assets.definitions import defs
     from docflow_assets.defs.partitions import TRAINING_SNAPSHOTS
+    from docflow_assets.demo_run import prepare_dagster_home
     from docflow_assets.ml.training_set import snapshot_partition_key
 
     settings = DocflowSettings()
-    dagster_home = _prepare_dagster_home(os.environ, settings.resolved_home)
+    dagster_home = prepare_dagster_home(os.environ, settings.resolved_home)
     partition = snapshot_partition_key(datetime.now(UTC))
     console.print(
         f"home {settings.resolved_home}, Dagster instance {dagster_home}, "

@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import text as sql_text
+
+from docflow_assets.ingest import RejectedDocument, normalise_label
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
 from docflow_assets.ml.feature_store import (
     StoredFeatures,
@@ -20,7 +23,11 @@ from docflow_assets.ml.feature_store import (
     save_features,
 )
 from docflow_assets.ml.registry import Registry
-from docflow_assets.ml.training_set import class_distribution, current_snapshot, total_variation
+from docflow_assets.ml.training_set import (
+    class_distribution,
+    current_snapshot_labels,
+    total_variation,
+)
 from docflow_assets.ocr.engines import check_languages
 from docflow_assets.ocr.language import page_script, script_mismatch
 from docflow_assets.ocr.pipeline import (
@@ -30,19 +37,25 @@ from docflow_assets.ocr.pipeline import (
     ocr_document,
     ocr_documents,
 )
+from docflow_assets.ocr.preprocess import PreprocessConfig
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.models import Document, DocumentStatus, Prediction
+from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
 from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
 from docflow_assets.store.repository import (
     add_prediction,
     batch_documents,
     claim_online_ocr,
+    document_pages,
     document_texts,
     mark_failed,
+    model_metrics,
+    page_of_documents,
+    prediction_history,
     recent_predicted_classes,
     release_online_ocr,
     replace_ocr_results,
+    set_label,
 )
 
 # A page read with less mean word confidence than this counts as a low-confidence page.
@@ -57,7 +70,19 @@ Row = dict[str, object]
 
 
 class DocumentNotFound(LookupError):
-    pass
+    def __init__(self, document_id: int) -> None:
+        super().__init__(f"document {document_id} does not exist")
+
+
+class OriginalMissing(LookupError):
+    """The document is registered but its original is gone from the object store."""
+
+    def __init__(self, document_id: int) -> None:
+        super().__init__(f"original file of document {document_id} is missing")
+
+
+class InvalidRequest(ValueError):
+    """A value the caller sent that no document could take (an unknown status, a bad label)."""
 
 
 class LeftToPipeline(Exception):
@@ -149,6 +174,30 @@ class DocumentPrediction:
     ran_ocr: bool
 
 
+def ocr_options(settings: DocflowSettings, language: str | None = None) -> OcrOptions:
+    """The OCR the settings ask for (``language`` instead of the configured languages)."""
+    return OcrOptions(
+        language or settings.ocr_languages,
+        settings.render_dpi,
+        settings.max_image_pixels,
+        PreprocessConfig.parse(settings.ocr_preprocess),
+        settings.ocr_mode,
+        settings.ocr_cascade_threshold,
+    )
+
+
+@dataclass(frozen=True)
+class OnlineReading:
+    """How one request may have a document read now."""
+
+    language: str | None = None  # None: the configured languages, and stored text is kept
+    slots: threading.Semaphore | None = None  # online OCR at once; none free: OcrBusy
+    client_gone: threading.Event | None = None  # set when nobody waits for the answer
+    original: bytes | None = None  # the document's bytes, when the caller holds them already
+
+
+NO_LIMITS = OnlineReading()
+
 _locks_guard = threading.Lock()
 _document_locks: weakref.WeakValueDictionary[int, threading.Lock] = weakref.WeakValueDictionary()
 
@@ -235,9 +284,7 @@ class DocumentService:
                     continue
                 requests.append(OcrRequest(document.id, data, document.content_type))
         started = time.perf_counter()
-        results = ocr_documents(
-            requests, OcrOptions.from_settings(self.settings), self.settings.ocr_workers
-        )
+        results = ocr_documents(requests, ocr_options(self.settings), self.settings.ocr_workers)
         seconds = time.perf_counter() - started
         failed: list[int] = []
         confidences: list[float] = []
@@ -352,51 +399,40 @@ class DocumentService:
         how many recent predictions it judged."""
         with session_scope(self.database) as session:
             recent = recent_predicted_classes(session, DRIFT_WINDOW)
-        found = current_snapshot(self.store)
-        training = class_distribution(found[1]["label"].tolist()) if found else {}
+        found = current_snapshot_labels(self.store)
+        training = class_distribution(found["label"].tolist()) if found is not None else {}
         if not recent or not training:
             return 0.0, len(recent)
         return total_variation(class_distribution(recent), training), len(recent)
 
     # -- online: one document inside a request ------------------------------------------------
 
-    def text(
-        self,
-        document_id: int,
-        language: str | None = None,
-        ocr_slots: threading.Semaphore | None = None,
-        client_gone: threading.Event | None = None,
-    ) -> tuple[str, bool]:
+    def text(self, document_id: int, online: OnlineReading = NO_LIMITS) -> tuple[str, bool]:
         """The stored OCR text, or OCR now (and store it). Returns the text and whether OCR ran.
 
         OCR now is bounded: a document of more than ``online_max_pages`` pages is left to the
-        pipeline (``LeftToPipeline``), with every one of ``ocr_slots`` taken the call refuses at
-        once (``OcrBusy``), and the reading stops between pages once ``online_ocr_seconds`` are
-        spent or ``client_gone`` is set (the document stays uploaded: ``LeftToPipeline``).
-        Identical requests racing for one document, in this process or in another server on the
-        same database, wait for the first one's OCR and read its stored text."""
-        if language is not None:
-            check_languages(language)
+        pipeline (``LeftToPipeline``), with every one of ``online.slots`` taken the call refuses
+        at once (``OcrBusy``), and the reading stops once ``online_ocr_seconds`` are spent
+        (Tesseract mid-page) or between pages once ``online.client_gone`` is set (the document
+        stays uploaded: ``LeftToPipeline``). Identical requests racing for one document, in this
+        process or in another server on the same database, wait for the first one's OCR and
+        read its stored text."""
+        if online.language is not None:
+            check_languages(online.language)
         with _document_lock(document_id):
-            return self._text(document_id, language, ocr_slots, client_gone)
+            return self._text(document_id, online)
 
-    def _text(
-        self,
-        document_id: int,
-        language: str | None,
-        ocr_slots: threading.Semaphore | None,
-        client_gone: threading.Event | None,
-    ) -> tuple[str, bool]:
+    def _text(self, document_id: int, online: OnlineReading) -> tuple[str, bool]:
         settings = self.settings
         deadline = time.monotonic() + settings.online_ocr_seconds
-        stop = _stop_rule(settings.online_ocr_seconds, deadline, client_gone)
+        stop = _stop_rule(settings.online_ocr_seconds, deadline, online.client_gone)
         while True:
             with session_scope(self.database) as session:
                 document = session.get(Document, document_id)
                 if document is None:
-                    raise DocumentNotFound(f"document {document_id} does not exist")
+                    raise DocumentNotFound(document_id)
                 stored = document_texts(session, [document_id], prefer=settings.ocr_mode)
-                if document_id in stored and language is None:
+                if document_id in stored and online.language is None:
                     return stored[document_id], False
                 key, content_type = document.storage_key, document.content_type
                 if document.pages > settings.online_max_pages:
@@ -414,9 +450,7 @@ class DocumentService:
                 raise LeftToPipeline(document_id, f"another request is reading it and {why}")
             time.sleep(CLAIM_POLL_SECONDS)
         try:
-            return self._read_claimed(
-                document_id, key, content_type, language, ocr_slots, stop, deadline
-            )
+            return self._read_claimed(document_id, key, content_type, online, stop, deadline)
         finally:
             with session_scope(self.database) as session:
                 release_online_ocr(session, document_id)
@@ -426,12 +460,12 @@ class DocumentService:
         document_id: int,
         key: str,
         content_type: str,
-        language: str | None,
-        ocr_slots: threading.Semaphore | None,
+        online: OnlineReading,
         stop: Callable[[], str | None],
         deadline: float,
     ) -> tuple[str, bool]:
-        if ocr_slots is not None and not ocr_slots.acquire(blocking=False):
+        slots = online.slots
+        if slots is not None and not slots.acquire(blocking=False):
             raise OcrBusy(
                 f"every online OCR slot is busy: document {document_id} is stored and the "
                 f"pipeline will read it; POST /predict/document/{document_id} again in a few "
@@ -439,14 +473,20 @@ class DocumentService:
             )
         try:
             pages = ocr_document(
-                self.store.get_bytes(key),
+                online.original if online.original is not None else self.store.get_bytes(key),
                 content_type,
-                OcrOptions.from_settings(self.settings, language),
+                ocr_options(self.settings, online.language),
                 stop=stop,
                 deadline=deadline,
             )
         except OcrStopped as stopped:
             raise LeftToPipeline(document_id, str(stopped)) from stopped
+        except ObjectNotFound as missing:
+            with session_scope(self.database) as session:
+                document = session.get(Document, document_id)
+                if document is not None:
+                    mark_failed(session, document, f"original file {key} is missing")
+            raise OriginalMissing(document_id) from missing
         except Exception as error:
             with session_scope(self.database) as session:
                 document = session.get(Document, document_id)
@@ -454,8 +494,8 @@ class DocumentService:
                     mark_failed(session, document, f"OCR failed: {type(error).__name__}: {error}")
             raise
         finally:
-            if ocr_slots is not None:
-                ocr_slots.release()
+            if slots is not None:
+                slots.release()
         with session_scope(self.database) as session:
             document = session.get(Document, document_id)
             if document is not None:
@@ -468,12 +508,10 @@ class DocumentService:
         model_name: str,
         model_version: str,
         document_id: int,
-        language: str | None = None,
-        ocr_slots: threading.Semaphore | None = None,
-        client_gone: threading.Event | None = None,
+        online: OnlineReading = NO_LIMITS,
     ) -> DocumentPrediction:
         """One stored document's prediction now (OCR first if it has none), recorded."""
-        text, ran_ocr = self.text(document_id, language, ocr_slots, client_gone)
+        text, ran_ocr = self.text(document_id, online)
         scored = classifier.score_text(text)
         with session_scope(self.database) as session:
             prediction: Prediction = add_prediction(
@@ -492,6 +530,71 @@ class DocumentService:
             session.flush()
             prediction_id = prediction.id
         return DocumentPrediction(document_id, scored, prediction_id, ran_ocr)
+
+    # -- records: what people look up and correct --------------------------------------------
+
+    def document(self, document_id: int) -> Document:
+        with session_scope(self.database) as session:
+            document = session.get(Document, document_id)
+            if document is None:
+                raise DocumentNotFound(document_id)
+            return document
+
+    def document_with_pages(self, document_id: int) -> tuple[Document, list[OcrResult]]:
+        with session_scope(self.database) as session:
+            document = session.get(Document, document_id)
+            if document is None:
+                raise DocumentNotFound(document_id)
+            return document, document_pages(session, document_id)
+
+    def original(self, document_id: int) -> tuple[Document, bytes]:
+        """The document and its file as uploaded."""
+        document = self.document(document_id)
+        try:
+            return document, self.store.get_bytes(document.storage_key)
+        except ObjectNotFound as missing:
+            raise OriginalMissing(document_id) from missing
+
+    def label(self, document_id: int, label: str, source: str) -> Document:
+        """Sets a document's label (what the next training snapshot learns from)."""
+        try:
+            clean = normalise_label(label)
+        except RejectedDocument as error:
+            raise InvalidRequest(error.message) from error
+        if clean is None:
+            raise InvalidRequest("label must not be blank")
+        with session_scope(self.database) as session:
+            document = session.get(Document, document_id)
+            if document is None:
+                raise DocumentNotFound(document_id)
+            set_label(session, document, clean, source)
+            return document
+
+    def documents(
+        self, page: int, page_size: int, status: str | None = None, label: str | None = None
+    ) -> tuple[int, list[Document]]:
+        """One page of documents and how many match in all."""
+        known = [value.value for value in DocumentStatus]
+        if status and status not in known:
+            raise InvalidRequest(f"unknown status {status!r}; known: {', '.join(known)}")
+        with session_scope(self.database) as session:
+            return page_of_documents(session, (page - 1) * page_size, page_size, status, label)
+
+    def history(self, document_id: int) -> list[Prediction]:
+        """Every prediction recorded for the document, oldest first."""
+        with session_scope(self.database) as session:
+            if session.get(Document, document_id) is None:
+                raise DocumentNotFound(document_id)
+            return prediction_history(session, document_id)
+
+    def model_metrics(self, model_name: str, model_version: str) -> dict[str, float]:
+        with session_scope(self.database) as session:
+            return model_metrics(session, model_name, model_version)
+
+    def database_ping(self) -> None:
+        """Raises when the database does not answer."""
+        with session_scope(self.database) as session:
+            session.execute(sql_text("SELECT 1"))
 
 
 def _stop_rule(

@@ -19,7 +19,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from docflow_assets.ocr.pages import pdf_render_scale
+from docflow_assets.ocr.pages import PDF_MAGIC, pdf_render_scale
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import Document, DocumentStatus
@@ -32,7 +32,6 @@ IMAGE_CONTENT_TYPES = {
     "BMP": "image/bmp",
     "WEBP": "image/webp",
 }
-PDF_MAGIC = b"%PDF-"
 CHUNK_BYTES = 1 << 16
 
 
@@ -55,6 +54,8 @@ class InspectedFile:
 class IngestResult:
     document: Document
     duplicate: bool
+    # A new document's bytes, read to validate them: whoever reads it next needs no fetch.
+    original: bytes | None = None
 
 
 def spool_limited(chunks: Iterable[bytes], max_bytes: int) -> tuple[BinaryIO, int, str]:
@@ -233,7 +234,8 @@ def ingest(
         existing = _find_by_sha(settings, sha256)
         if existing is not None:
             return IngestResult(existing, duplicate=True)
-        inspected = inspect_content(spooled.read(), settings)
+        original = spooled.read()
+        inspected = inspect_content(original, settings)
         key = storage_key(sha256)
         already_stored = store.exists(key)
         if not already_stored:
@@ -266,7 +268,7 @@ def ingest(
         if not already_stored:
             store.delete(key)
         raise
-    return IngestResult(document, duplicate=False)
+    return IngestResult(document, duplicate=False, original=original)
 
 
 def _find_by_sha(settings: DocflowSettings, sha256: str) -> Document | None:

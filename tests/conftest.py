@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import DagsterInstance, ExecuteInProcessResult
@@ -30,7 +31,7 @@ class TrainedHome:
     training_ids: list[int]
     holdout: dict[int, str]  # document id -> true label, never shown to the model
     model_version: str
-    materialisations: dict[str, dict[str, object]]
+    materialisations: dict[str, dict[str, Any]]
 
 
 def today_partition() -> str:
@@ -123,7 +124,7 @@ def trained_home(
     assert not report.rejected
     training_ids = [document.id for document in report.added]
     partition = today_partition()
-    materialisations: dict[str, dict[str, object]] = {}
+    materialisations: dict[str, dict[str, Any]] = {}
     document_assets = [raw_documents, ocr_text, tfidf_features, predictions]
 
     def record(result: ExecuteInProcessResult) -> None:

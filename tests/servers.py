@@ -162,7 +162,7 @@ class SeaweedS3(ServerProcess):
             ready_timeout=120,
         )
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self):
         return boto3.client("s3", endpoint_url=self.endpoint, **_boto_credentials())
 
     def _bucket_ready(self) -> bool:

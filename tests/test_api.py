@@ -331,7 +331,7 @@ def test_undecodable_bodies_bad_keys_and_unknown_filters_are_400s_not_500s(
     assert bogus.status_code == 400 and "ocr_done" in bogus.json()["detail"]
     locked = trained_home.settings.model_copy(update={"api_keys": "s3cret"})
     with TestClient(create_app(locked)) as guarded:
-        odd = guarded.get("/documents", headers={"X-API-Key": b"\xff"})  # type: ignore[dict-item]
+        odd = guarded.get("/documents", headers={b"X-API-Key": b"\xff"})
         assert odd.status_code == 401
         assert guarded.get("/documents", headers={"X-API-Key": "s3cret"}).status_code == 200
 
@@ -364,7 +364,7 @@ def test_online_ocr_is_bounded_by_slots_and_pages(trained_home: TrainedHome) -> 
         assert "online OCR reads at most 2" in left.json()["detail"]
         document = api.get(f"/document/{left.json()['document_id']}").json()
         assert document["status"] == "uploaded"  # stored whole, for the pipeline to read
-        slots = api.app.state.online_ocr_slots
+        slots = api.app.state.context.online_ocr_slots
         taken = [slots.acquire(blocking=False) for _ in range(bounded.api_online_ocr_slots)]
         assert all(taken)
         try:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from docflow_assets.demo.render import RenderedDocument
 from docflow_assets.ml.registry import Registry
@@ -15,6 +16,8 @@ from docflow_assets.ml.training import TrainingConfig, train_classifier
 from docflow_assets.settings import DocflowSettings
 from tests.conftest import TrainedHome
 from tests.helpers import encoded, page_png, serve
+
+pytestmark = pytest.mark.integration
 
 
 def test_concurrent_uploads_lose_and_duplicate_nothing(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ from tests.helpers import (
     server_log_records,
 )
 
+pytestmark = pytest.mark.integration
+
 KEY = "hostile-corpus-key"
 BOUNDARY = "hostileBoundary7MA4YWxk"
 
@@ -64,7 +66,7 @@ def raw_upload(path: str, *parts: tuple[bytes, bytes]) -> Callable[[httpx.Client
     )
 
 
-def upload(data: bytes, filename: str = "page.png", **fields: str):  # type: ignore[no-untyped-def]
+def upload(data: bytes, filename: str = "page.png", **fields: str):
     return lambda client: client.post(
         "/upload", files={"file": (filename, data, "application/octet-stream")}, data=fields
     )
@@ -140,7 +142,7 @@ PROBES = [
     # 9. parameters and auth
     Probe("unknown status filter", lambda c: c.get("/documents", params={"status": "bogus"}), 400, "ocr_done"),
     Probe("id out of range", lambda c: c.get("/document/99999999999"), 400),
-    Probe("non-ASCII API key", lambda c: c.get("/documents", headers={"X-API-Key": b"\xff"}), 401),  # type: ignore[dict-item]
+    Probe("non-ASCII API key", lambda c: c.get("/documents", headers={b"X-API-Key": b"\xff"}), 401),
     Probe("no API key", lambda c: c.get("/documents", headers={"X-API-Key": ""}), 401),
 ]  # fmt: skip
 

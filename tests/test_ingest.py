@@ -119,7 +119,7 @@ def gif() -> bytes:
 def test_rejections_have_a_reason_and_leave_nothing_behind(
     tmp_path: Path,
     data_factory,
-    code: str,  # type: ignore[no-untyped-def]
+    code: str,
 ) -> None:
     settings = DocflowSettings(home=tmp_path, max_upload_bytes=500_000, max_image_pixels=50_000_000)
     ensure_schema(settings.resolved_database_url)

@@ -36,10 +36,15 @@ from docflow_assets.ml.gate import (
 )
 from docflow_assets.ml.registry import Registry
 from docflow_assets.ml.training import Head, TrainingConfig, evaluate, train_classifier
-from docflow_assets.ml.training_set import retrain_decision
+from docflow_assets.ml.training_set import (
+    current_snapshot_labels,
+    retrain_decision,
+    save_snapshot,
+)
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus
+from docflow_assets.store.objects import LocalObjectStore
 from tests.conftest import TrainedHome, new_training_snapshot, train_model
 
 
@@ -83,7 +88,8 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
     assert checks["macro_f1_above_floor"] is True
     assert checks["beats_majority_class"] is False
     assert {"beats_baseline", "not_worse_than_deployed"} <= set(checks)
-    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    events = result.get_asset_materialization_events()
+    materialised = {e.asset_key.to_user_string() for e in events if e.asset_key is not None}
     assert "document_classifier" in materialised  # the version is registered, for the record
     assert "deployed_model" not in materialised
     served = registry(home_copy)
@@ -161,7 +167,7 @@ def two_versions(
     yield store, versions
 
 
-def test_rollback_returns_to_the_version_served_before(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_rollback_returns_to_the_version_served_before(two_versions) -> None:
     store, (first, second) = two_versions
     assert store.deploy("champion", first) is None
     assert store.deploy("champion", second) == first
@@ -173,7 +179,7 @@ def test_rollback_returns_to_the_version_served_before(two_versions) -> None:  #
     assert store.version_for_alias("champion") == second
 
 
-def test_served_model_loads_without_unpickling(two_versions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_served_model_loads_without_unpickling(two_versions, monkeypatch) -> None:
     store, (first, _) = two_versions
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -195,7 +201,7 @@ def test_the_retrain_rule_waits_for_ocr_and_counts_new_labels_new_classes_and_ag
     before = labels({1: "memo", 2: "invoice", 3: "memo"})
     week = timedelta(days=7)
 
-    def decide(now: pd.DataFrame, **changes: object):  # type: ignore[no-untyped-def]
+    def decide(now: pd.DataFrame, **changes: object):
         arguments: dict = {"labelled_in_processing": 0, "min_new_labels": 2, "model_age": None}
         arguments.update(changes)
         return retrain_decision(before, now, max_model_age=week, **arguments)
@@ -217,7 +223,7 @@ def test_the_retrain_rule_waits_for_ocr_and_counts_new_labels_new_classes_and_ag
     assert not decide(before, model_age=timedelta(days=6)).snapshot
 
 
-def tick(instance: DagsterInstance, settings: DocflowSettings, cursor: str | None = None):  # type: ignore[no-untyped-def]
+def tick(instance: DagsterInstance, settings: DocflowSettings, cursor: str | None = None):
     """One evaluation of the daemon's training sensor on a real instance: a SensorResult
     (run requests, partitions to add, cursor) or a SkipReason."""
     context = build_sensor_context(
@@ -228,7 +234,7 @@ def tick(instance: DagsterInstance, settings: DocflowSettings, cursor: str | Non
     return defs.resolve_sensor_def("training_snapshot_sensor")(context)
 
 
-def skipped(result) -> str:  # type: ignore[no-untyped-def]
+def skipped(result) -> str:
     assert isinstance(result, SkipReason), result
     return str(result.skip_message)
 
@@ -237,6 +243,22 @@ def label(settings: DocflowSettings, labels: dict[int, str]) -> None:
     with session_scope(settings.resolved_database_url) as session:
         for document_id, name in labels.items():
             session.get(Document, document_id).label = name  # type: ignore[union-attr]
+
+
+def test_a_snapshot_keeps_its_labels_apart_for_the_sensor_to_read(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    assert current_snapshot_labels(store) is None
+    rng = random.Random(0)
+    texts = ["".join(rng.choices("abcdefghij ", k=20_000)) for _ in range(2)]
+    frame = pd.DataFrame({"document_id": [1, 2], "label": ["invoice", "letter"], "text": texts})
+    snapshot = save_snapshot(store, frame, "20261128-000000")
+    labels_key = snapshot.key.replace(".parquet", ".labels.parquet")
+    # The sensor reads the small file: the labels only, a fraction of the snapshot's bytes.
+    assert len(store.get_bytes(labels_key)) * 4 < len(store.get_bytes(snapshot.key))
+    expected = frame[["document_id", "label"]]
+    pd.testing.assert_frame_equal(current_snapshot_labels(store), expected)
+    store.delete(labels_key)  # as a snapshot taken before the labels had a file of their own
+    pd.testing.assert_frame_equal(current_snapshot_labels(store), expected)
 
 
 def test_the_sensor_trains_a_new_partition_on_enough_new_labels_once_and_when_stale(
@@ -325,7 +347,7 @@ def test_predictions_score_with_the_version_that_made_the_features(
 
     holdout = sorted(trained_home.holdout)
 
-    def materialize_only(asset):  # type: ignore[no-untyped-def]
+    def materialize_only(asset):
         name = asset.key.to_user_string()
         return materialize(
             [tfidf_features, predictions],
@@ -367,6 +389,7 @@ def test_a_manual_training_trains_on_todays_labels_even_with_none_new(
     events = {
         event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
         for event in result.get_asset_materialization_events()
+        if event.asset_key is not None
     }
     assert events["training_set"]["new_labels"].value == 0  # nothing new, trained all the same
     assert events["document_classifier"]["verdict"].value == "deploy"

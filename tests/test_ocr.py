@@ -254,7 +254,8 @@ def test_a_clean_scan_is_neither_enlarged_nor_relit_nor_read_as_a_table(real_sca
 
 def _words_in_rows(rows: list[list[tuple[str, tuple[int, int]]]]) -> list[Word]:
     """Words at (x, block) on rows 40 px apart, 10 px per character; one line per row and block."""
-    words, lines = [], {}
+    words: list[Word] = []
+    lines: dict[tuple[int, int], int] = {}
     for row_number, row in enumerate(rows):
         for text, (left, block) in row:
             line = lines.setdefault((row_number, block), len(lines))

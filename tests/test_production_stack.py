@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +37,8 @@ from tests.servers import (
     s3_credentials,
     wait_for,
 )
+
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("invoice", "memo", "resume")
@@ -98,7 +101,7 @@ class Stack:
         statuses = self.statuses(ids)
         return len(statuses) == len(ids) and set(statuses.values()) <= final
 
-    def runs(self, job: str) -> list[dict[str, object]]:
+    def runs(self, job: str) -> list[dict[str, Any]]:
         response = self.graphql._execute(RUNS_QUERY, {"job": job})
         return list(response["runsOrError"]["results"])
 
@@ -273,11 +276,12 @@ def test_uploads_are_processed_and_a_model_is_trained_registered_and_served(
     )
     trainings = stack.runs("train_model_job")
     sensor_tag = {"key": "dagster/sensor_name", "value": "training_snapshot_sensor"}
-    assert all(sensor_tag in run["tags"] for run in trainings)  # type: ignore[operator]
+    assert all(sensor_tag in run["tags"] for run in trainings)
 
     # Both URIs: earlier tests in the process leave a global registry URI behind.
     registry = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
     champion = registry.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert champion.run_id is not None
     trained_by = registry.get_run(champion.run_id).data.tags["dagster_run_id"]
     assert trained_by in {str(run["runId"]) for run in trainings}
     assert stack.seaweed.keys("mlflow/"), "MLflow's artefacts are in the S3 bucket"

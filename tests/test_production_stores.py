@@ -18,6 +18,8 @@ from docflow_assets.store.objects import S3ObjectStore, open_object_store
 from tests.helpers import encoded
 from tests.servers import BUCKET, SeaweedS3, postgres_database, s3_credentials
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:

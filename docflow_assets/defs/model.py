@@ -34,7 +34,7 @@ from docflow_assets.ml.gate import (
 )
 from docflow_assets.ml.training import TrainingConfig, evaluate, train_classifier
 from docflow_assets.ml.training_set import (
-    current_snapshot,
+    current_snapshot_labels,
     labelled_frame,
     new_classes,
     new_labels,
@@ -44,8 +44,7 @@ from docflow_assets.ml.training_set import (
 )
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.models import ModelMetric
-from docflow_assets.store.repository import labelled_documents_in_processing
+from docflow_assets.store.repository import labelled_documents_in_processing, record_model_metrics
 
 MIN_DOCUMENTS_PER_CLASS = 3
 MAX_CLASS_IMBALANCE = 10.0
@@ -85,8 +84,7 @@ def training_set(context: AssetExecutionContext, docflow: DocflowResource) -> Ma
         frame = labelled_frame(session, settings.ocr_mode)
         in_processing = labelled_documents_in_processing(session)
     store = docflow.store()
-    previous = current_snapshot(store)
-    before = previous[1] if previous else None
+    before = current_snapshot_labels(store)
     if in_processing:
         context.log.warning(f"{in_processing} labelled documents are still in OCR: not in it")
     snapshot = save_snapshot(store, frame, context.partition_key)
@@ -275,21 +273,18 @@ def document_classifier(
         "; ".join(f"{gate.name}: {gate.reason}" for gate in refused) or "every check passed",
     )
     with session_scope(docflow.database) as session:
-        for name, value in {
-            "accuracy": result.test.accuracy,
-            "macro_f1": result.test.macro_f1,
-            "baseline_accuracy": result.baseline_test.accuracy,
-            "baseline_macro_f1": result.baseline_test.macro_f1,
-        }.items():
-            session.add(
-                ModelMetric(
-                    model_name=registered.name,
-                    model_version=registered.version,
-                    split="test",
-                    metric=name,
-                    value=value,
-                )
-            )
+        record_model_metrics(
+            session,
+            registered.name,
+            registered.version,
+            "test",
+            {
+                "accuracy": result.test.accuracy,
+                "macro_f1": result.test.macro_f1,
+                "baseline_accuracy": result.baseline_test.accuracy,
+                "baseline_macro_f1": result.baseline_test.macro_f1,
+            },
+        )
     vocabulary = result.classifier.vectorizer.n_features
     return MaterializeResult(
         metadata={

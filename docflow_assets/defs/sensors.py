@@ -25,7 +25,7 @@ from docflow_assets.defs.partitions import training_snapshots
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.training_set import (
     current_labels,
-    current_snapshot,
+    current_snapshot_labels,
     labels_digest,
     retrain_decision,
     snapshot_partition_key,
@@ -157,10 +157,10 @@ def training_snapshot_sensor(
     with session_scope(docflow.database) as session:
         labels = current_labels(session)
         in_processing = labelled_documents_in_processing(session)
-    previous = current_snapshot(docflow.store())
+    previous = current_snapshot_labels(docflow.store())
     trained = context.instance.get_latest_materialization_event(AssetKey("document_classifier"))
     decision = retrain_decision(
-        previous[1] if previous else None,
+        previous,
         labels,
         in_processing,
         settings.retrain_min_new_labels,

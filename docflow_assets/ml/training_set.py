@@ -16,6 +16,7 @@ from docflow_assets.store.repository import document_texts, labelled_documents
 
 CURRENT_POINTER = "training_sets/current.json"
 PARTITION_POINTERS = "training_sets/partitions"
+LABEL_COLUMNS = ["document_id", "label"]
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,11 @@ def _digest(frame: pd.DataFrame, columns: list[str]) -> str:
 
 def labels_digest(labels: pd.DataFrame) -> str:
     """A hash of which documents carry which label (not their text)."""
-    return _digest(labels, ["document_id", "label"])
+    return _digest(labels, LABEL_COLUMNS)
 
 
 def snapshot_hash(frame: pd.DataFrame) -> str:
-    return _digest(frame, ["document_id", "label", "text"])
+    return _digest(frame, [*LABEL_COLUMNS, "text"])
 
 
 def snapshot_partition_key(now: datetime) -> str:
@@ -77,15 +78,39 @@ def save_snapshot(
     partition's own pointer, when it has one) at it."""
     sha256 = snapshot_hash(frame)
     key = f"training_sets/{sha256}.parquet"
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    store.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
+    _put_parquet(store, key, frame)
+    # The labels alone, beside it: the training sensor compares them every tick, and the
+    # text is nearly all of a snapshot's bytes.
+    _put_parquet(store, _labels_key(key), frame[LABEL_COLUMNS])
     snapshot = TrainingSnapshot(key, sha256, len(frame))
     pointer = json.dumps(snapshot.__dict__).encode()
     if partition is not None:
         store.put_bytes(_partition_pointer(partition), pointer, "application/json")
     store.put_bytes(CURRENT_POINTER, pointer, "application/json")
     return snapshot
+
+
+def _put_parquet(store: ObjectStore, key: str, frame: pd.DataFrame) -> None:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    store.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
+
+
+def _labels_key(snapshot_key: str) -> str:
+    return snapshot_key.removesuffix(".parquet") + ".labels.parquet"
+
+
+def current_snapshot_labels(store: ObjectStore) -> pd.DataFrame | None:
+    """The current snapshot's ``document_id`` and ``label`` columns, None before the first."""
+    try:
+        snapshot = TrainingSnapshot(**json.loads(store.get_bytes(CURRENT_POINTER)))
+    except ObjectNotFound:
+        return None
+    try:
+        return pd.read_parquet(io.BytesIO(store.get_bytes(_labels_key(snapshot.key))))
+    except ObjectNotFound:  # a snapshot taken before labels were stored on their own
+        data = io.BytesIO(store.get_bytes(snapshot.key))
+        return pd.read_parquet(data, columns=LABEL_COLUMNS)
 
 
 def _load(store: ObjectStore, pointer: str) -> tuple[TrainingSnapshot, pd.DataFrame]:
@@ -115,13 +140,6 @@ def new_classes(previous: pd.DataFrame | None, frame: pd.DataFrame) -> set[str]:
     """Labels the previous snapshot had no example of: a model trained on it cannot name them."""
     known = set() if previous is None else set(previous["label"])
     return {str(label) for label in frame["label"]} - known
-
-
-def current_snapshot(store: ObjectStore) -> tuple[TrainingSnapshot, pd.DataFrame] | None:
-    try:
-        return _load(store, CURRENT_POINTER)
-    except ObjectNotFound:
-        return None
 
 
 def new_labels(previous: pd.DataFrame | None, frame: pd.DataFrame) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rapidfuzz.distance import Levenshtein
 
+from docflow_assets.ocr.pages import sniffed_content_type
 from docflow_assets.ocr.pipeline import OcrOptions, ocr_document
 
 _SPACE = re.compile(r"\s+")
@@ -124,10 +125,6 @@ def evaluate_modes(
     pairs: list[tuple[Path, str]], modes: dict[str, OcrOptions]
 ) -> list[EvaluationRow]:
     """Corpus-level CER/WER (edits over reference length) and time of each OCR mode."""
-    from docflow_assets.ingest import inspect_content
-    from docflow_assets.settings import DocflowSettings
-
-    settings = DocflowSettings()
     rows = []
     for mode, options in modes.items():
         char_edits = char_total = word_edits = word_total = pages = 0
@@ -135,8 +132,7 @@ def evaluate_modes(
         started = time.perf_counter()
         for path, truth in pairs:
             data = path.read_bytes()
-            content_type = inspect_content(data, settings).content_type
-            read = ocr_document(data, content_type, options)
+            read = ocr_document(data, sniffed_content_type(data), options)
             pages += len(read)
             text = "\n".join(page.text for page in read)
             reference = normalise(truth)

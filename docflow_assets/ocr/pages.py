@@ -10,6 +10,7 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageSequence
 
 PDF_CONTENT_TYPE = "application/pdf"
+PDF_MAGIC = b"%PDF-"
 
 
 def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> float:
@@ -19,6 +20,12 @@ def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: in
     if pixels > max_pixels:
         scale *= math.sqrt(max_pixels / pixels)
     return scale
+
+
+def sniffed_content_type(data: bytes) -> str:
+    """PDF or image, from the bytes: all that rasterising needs to know (Pillow tells image
+    formats apart itself)."""
+    return PDF_CONTENT_TYPE if data.startswith(PDF_MAGIC) else "image/*"
 
 
 def iter_page_images(

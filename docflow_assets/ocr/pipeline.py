@@ -34,7 +34,6 @@ from docflow_assets.ocr.preprocess import (
     to_grey,
 )
 from docflow_assets.page_text import PageText, text_from_words
-from docflow_assets.settings import DocflowSettings
 
 OCR_MODES = ("tesseract", "ppocr", "easyocr", "ensemble", "cascade")
 # A reading this sure of itself is of an upright page (or one Tesseract reads correctly as
@@ -63,17 +62,6 @@ class OcrOptions:
     def __post_init__(self) -> None:
         if self.mode not in OCR_MODES:
             raise ValueError(f"unknown OCR mode {self.mode!r}; known: {', '.join(OCR_MODES)}")
-
-    @classmethod
-    def from_settings(cls, settings: DocflowSettings, language: str | None = None) -> OcrOptions:
-        return cls(
-            language or settings.ocr_languages,
-            settings.render_dpi,
-            settings.max_image_pixels,
-            PreprocessConfig.parse(settings.ocr_preprocess),
-            settings.ocr_mode,
-            settings.ocr_cascade_threshold,
-        )
 
 
 @dataclass(frozen=True)

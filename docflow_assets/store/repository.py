@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from docflow_assets.page_text import PageText
-from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
+from docflow_assets.store.models import (
+    Document,
+    DocumentStatus,
+    ModelMetric,
+    OcrResult,
+    Prediction,
+)
 
 EXCLUDED_LABELS = ("unknown",)
 
@@ -191,5 +197,106 @@ def recent_predicted_classes(session: Session, limit: int) -> list[str]:
         .where(Prediction.source == "batch")
         .order_by(Prediction.id.desc())
         .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def document_pages(session: Session, document_id: int) -> list[OcrResult]:
+    """A document's OCR rows, page by page."""
+    query = select(OcrResult).where(OcrResult.document_id == document_id)
+    return list(session.scalars(query.order_by(OcrResult.page, OcrResult.engine)))
+
+
+def set_label(session: Session, document: Document, label: str, source: str) -> None:
+    document.label = label
+    document.label_source = source
+    document.labelled_at = datetime.now(UTC)
+
+
+def page_of_documents(
+    session: Session, offset: int, limit: int, status: str | None, label: str | None
+) -> tuple[int, list[Document]]:
+    """One page of documents by id, with the count of all that match the filters."""
+    query = select(Document)
+    if status:
+        query = query.where(Document.status == status)
+    if label:
+        query = query.where(Document.label == label)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    documents = session.scalars(query.order_by(Document.id).offset(offset).limit(limit))
+    return int(total), list(documents)
+
+
+def prediction_history(session: Session, document_id: int) -> list[Prediction]:
+    query = select(Prediction).where(Prediction.document_id == document_id)
+    return list(session.scalars(query.order_by(Prediction.id)))
+
+
+def model_metrics(session: Session, model_name: str, model_version: str) -> dict[str, float]:
+    rows = session.execute(
+        select(ModelMetric.metric, ModelMetric.value).where(
+            ModelMetric.model_name == model_name, ModelMetric.model_version == model_version
+        )
+    )
+    return {metric: value for metric, value in rows}
+
+
+def record_model_metrics(
+    session: Session, model_name: str, model_version: str, split: str, values: dict[str, float]
+) -> None:
+    for metric, value in values.items():
+        session.add(
+            ModelMetric(
+                model_name=model_name,
+                model_version=model_version,
+                split=split,
+                metric=metric,
+                value=value,
+            )
+        )
+
+
+def latest_model_metrics(session: Session) -> tuple[str | None, dict[str, float]]:
+    """The most recently recorded model version and its metrics."""
+    latest = session.scalar(select(func.max(ModelMetric.id)))
+    version = session.scalar(select(ModelMetric.model_version).where(ModelMetric.id == latest))
+    if version is None:
+        return None, {}
+    rows = session.execute(
+        select(ModelMetric.metric, ModelMetric.value).where(ModelMetric.model_version == version)
+    )
+    return version, {metric: value for metric, value in rows}
+
+
+def processed_count(session: Session, document_ids: Sequence[int]) -> int:
+    """How many of the documents have left ``uploaded`` (read, predicted or failed)."""
+    query = select(func.count()).where(
+        Document.id.in_(document_ids), Document.status != DocumentStatus.UPLOADED
+    )
+    return int(session.scalar(query) or 0)
+
+
+def status_counts(session: Session, document_ids: Sequence[int]) -> dict[str, int]:
+    rows = session.execute(
+        select(Document.status, func.count())
+        .where(Document.id.in_(document_ids))
+        .group_by(Document.status)
+    )
+    return {status: count for status, count in rows}
+
+
+def documents_with_predictions(session: Session, document_ids: Sequence[int]) -> int:
+    query = select(func.count(func.distinct(Prediction.document_id))).where(
+        Prediction.document_id.in_(document_ids)
+    )
+    return int(session.scalar(query) or 0)
+
+
+def days_waiting_for_predictions(session: Session, document_ids: Sequence[int]) -> list[date]:
+    """Upload days holding read documents that have no prediction yet."""
+    query = (
+        select(Document.upload_date)
+        .where(Document.id.in_(document_ids), Document.status == DocumentStatus.OCR_DONE)
+        .distinct()
     )
     return list(session.scalars(query))
