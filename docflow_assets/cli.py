@@ -274,6 +274,42 @@ class ConsoleProgress:
 
 
 @main.command()
+@click.option("--name", default="docflow", show_default=True, help="Worker name (@host is added).")
+def worker(name: str) -> None:
+    """Run a Celery worker that executes pipeline steps (DOCFLOW_EXECUTOR=celery).
+
+    It takes one step at a time from DOCFLOW_CELERY_BROKER and acknowledges it only when done,
+    so a worker killed mid-step gives the step back. OCR inside a step uses DOCFLOW_OCR_WORKERS
+    processes. Start one per machine; every machine needs the same DOCFLOW_* and DAGSTER_HOME
+    (PostgreSQL, S3 and MLflow server in production).
+    """
+    import sys
+
+    settings = DocflowSettings()
+    console.print(f"worker {name}: broker {settings.celery_broker}, home {settings.resolved_home}")
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "docflow_assets.defs.celery_worker",
+        "worker",
+        # Steps run in the worker process itself: OCR starts its own process pool, which the
+        # default prefork pool's daemonic children may not.
+        "--pool",
+        "solo",
+        "--queues",
+        "dagster",
+        "--hostname",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+    ]
+    # The worker takes this process's place: signals sent to it reach Celery itself.
+    os.execv(sys.executable, command)
+
+
+@main.command()
 def stop() -> None:
     """Stop the Dagster and API processes that ``docflow demo`` started."""
     from docflow_assets import services

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,23 @@ class DocflowSettings(BaseSettings):
         "the page (clean scans read at 0.92-0.96, photographed receipts at 0.68-0.73).",
     )
     ocr_workers: int = Field(default=2, description="Processes OCR'ing pages in parallel.")
+    executor: Literal["in_process", "celery"] = Field(
+        default="in_process",
+        description="Where runs execute their steps: in the run's own process, or on Celery "
+        "workers (`docflow worker`) that take steps from the broker.",
+    )
+    celery_broker: str = Field(
+        default="pyamqp://guest@127.0.0.1:5672//",
+        description="Celery broker URL (RabbitMQ: a step of a killed worker goes back to the "
+        "queue at once; Redis works too).",
+    )
+    celery_backend: str = Field(default="rpc://", description="Celery result backend URL.")
+    batch_size: int = Field(
+        default=50,
+        ge=1,
+        description="Documents per processing run; with Celery, runs in flight are what workers "
+        "share, so smaller batches spread OCR over more workers.",
+    )
     retrain_min_new_labels: int = Field(
         default=50, description="New or changed labels that make a new training set and a retrain."
     )

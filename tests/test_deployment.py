@@ -11,7 +11,12 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "RABBITMQ_PASSWORD",
+)
 
 
 def compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
@@ -52,6 +57,8 @@ def test_the_stack_starts_in_order_and_publishes_only_the_api_and_the_uis(filled
         "api",
         "prometheus",
         "grafana",
+        "rabbitmq",
+        "worker",
     } <= set(services)
     published = {name for name, service in services.items() if service.get("ports")}
     assert published == {"api", "webserver", "prometheus", "grafana"}
@@ -65,6 +72,14 @@ def test_the_stack_starts_in_order_and_publishes_only_the_api_and_the_uis(filled
     for name in ("postgres", "minio", "mlflow", "code", "webserver", "api"):
         assert "healthcheck" in services[name], name
     assert "secret-postgres_password" in services["api"]["environment"]["DOCFLOW_DATABASE_URL"]
+    # Steps run on the scalable Celery workers, through the broker the stack starts.
+    worker = services["worker"]
+    assert worker["command"] == ["docflow", "worker"] and "ports" not in worker
+    assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    for name in ("worker", "code", "daemon"):
+        environment = services[name]["environment"]
+        assert environment["DOCFLOW_EXECUTOR"] == "celery", name
+        assert "secret-rabbitmq_password@rabbitmq" in environment["DOCFLOW_CELERY_BROKER"], name
 
 
 def test_the_stack_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:

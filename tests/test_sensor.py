@@ -23,7 +23,6 @@ from docflow_assets.definitions import defs
 from docflow_assets.defs.jobs import process_documents_job
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.defs.sensors import (
-    BATCH_SIZE,
     STALLED_AFTER,
     batch_run_config,
     failed_documents_sensor,
@@ -84,12 +83,13 @@ def test_new_uploads_are_requested_once_and_the_cursor_advances(settings: Docflo
 
 def test_big_backlogs_are_split_into_batches(settings: DocflowSettings) -> None:
     resource = DocflowResource(home=str(settings.home))
-    ids = [upload(settings, resource, f"doc {n}") for n in range(BATCH_SIZE + 3)]
+    batch_size = settings.batch_size
+    ids = [upload(settings, resource, f"doc {n}") for n in range(batch_size + 3)]
     with instance_for_test() as instance:
         result = evaluate(instance, resource, None)
     assert isinstance(result, SensorResult)
     batches = requested_ids(result)
-    assert [len(batch) for batch in batches] == [BATCH_SIZE, 3]
+    assert [len(batch) for batch in batches] == [batch_size, 3]
     assert [i for batch in batches for i in batch] == ids
     assert len({request.run_key for request in result.run_requests or []}) == 2
 

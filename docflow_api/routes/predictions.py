@@ -79,8 +79,11 @@ class PredictionController(Controller):
 
     @post("/predict/text", status_code=200)
     async def predict_text(
-        self, data: PredictTextRequest, context: ApiContext, served: ServedModel
+        self, data: PredictTextRequest, context: ApiContext
     ) -> PredictionResponse:
+        # The hottest route asks for the served model itself: a dependency resolved per
+        # request (it cannot be cached: the model swaps) is a measurable share of 0.4 ms.
+        served = context.served()
         scored = await _scored_off_loop(context, served.model.classifier.score_text, data.text)
         return prediction_response(scored, served, context.settings, data.return_all_scores)
 

@@ -1,6 +1,8 @@
 """Per-day document assets: raw files, OCR text, TF-IDF features and predictions."""
 
 import functools
+import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
@@ -131,6 +133,8 @@ def ocr_text(
             "mean_confidence": round(report.mean_confidence, 4),
             "seconds": round(report.seconds, 2),
             "seconds_per_page": round(report.seconds / report.pages, 3) if report.pages else 0.0,
+            # Which machine and process read the batch: a Celery worker, or the run itself.
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
             "preview": _markdown_preview(report.preview),
         },
         check_results=[

@@ -40,7 +40,8 @@ from docflow_assets.store.repository import (
     unfinished_documents,
 )
 
-BATCH_SIZE = 50
+# How many batches one tick asks for at most: the rest wait for the next tick.
+BATCHES_PER_TICK = 10
 PROCESSING_ASSETS = ("raw_documents", "ocr_text", "tfidf_features", "predictions")
 # Longer than a run takes to be queued and started on a busy machine.
 STALLED_AFTER = timedelta(minutes=5)
@@ -74,15 +75,17 @@ def documents_in_active_runs(instance: DagsterInstance) -> set[int]:
     return {document_id for run in runs for document_id in run_document_ids(run)}
 
 
-def batch_requests(documents: Iterable[Document], key_prefix: str | None) -> list[RunRequest]:
-    """One run per day and ``BATCH_SIZE`` documents; ``key_prefix`` None: no run-key dedupe."""
+def batch_requests(
+    documents: Iterable[Document], batch_size: int, key_prefix: str | None
+) -> list[RunRequest]:
+    """One run per day and ``batch_size`` documents; ``key_prefix`` None: no run-key dedupe."""
     by_day: dict[str, list[int]] = defaultdict(list)
     for document in documents:
         by_day[document.upload_date.isoformat()].append(document.id)
     requests = []
     for day, ids in sorted(by_day.items()):
-        for start in range(0, len(ids), BATCH_SIZE):
-            batch = ids[start : start + BATCH_SIZE]
+        for start in range(0, len(ids), batch_size):
+            batch = ids[start : start + batch_size]
             requests.append(
                 RunRequest(
                     run_key=f"{key_prefix}-{batch[0]}-{batch[-1]}" if key_prefix else None,
@@ -111,15 +114,17 @@ def new_uploads_sensor(
     context: SensorEvaluationContext, docflow: DocflowResource
 ) -> SensorResult | SkipReason:
     after_id = int(context.cursor or 0)
+    batch_size = docflow.settings().batch_size
+    limit = batch_size * BATCHES_PER_TICK
     with session_scope(docflow.database) as session:
-        documents = new_documents(session, after_id, limit=BATCH_SIZE * 10)
-        waiting = stalled_documents(
-            session, after_id, utcnow() - STALLED_AFTER, limit=BATCH_SIZE * 10
-        )
+        documents = new_documents(session, after_id, limit=limit)
+        waiting = stalled_documents(session, after_id, utcnow() - STALLED_AFTER, limit=limit)
         if waiting:
             active = documents_in_active_runs(context.instance)
             waiting = [document for document in waiting if document.id not in active]
-        requests = batch_requests(documents, "documents") + batch_requests(waiting, None)
+        requests = batch_requests(documents, batch_size, "documents") + batch_requests(
+            waiting, batch_size, None
+        )
     if not requests:
         return SkipReason(f"no new uploads after document {after_id}")
     if waiting:

@@ -1,0 +1,220 @@
+"""Pages per second of the processing pipeline on this machine, in one run: plain
+`xargs -P2 tesseract` on the pages (the baseline), then Docflow reading the same pages with its
+runs' steps in process, on one Celery worker and on two (RabbitMQ on loopback).
+
+    .venv/bin/python benchmarks/scale_out.py [--documents 40] [--batch-size 10]
+
+Each Docflow row starts from a fresh home: ingest the pages, then launch the day's batch runs
+(`DOCFLOW_BATCH_SIZE` documents each, two in flight as the embedded run coordinator allows) as
+`dagster job execute` processes, and stop the clock when every document is `ocr_done`. OCR mode
+`tesseract`, one OCR process per worker (two workers share the two cores). The sensor is not in
+the loop: its interval (15 s) is a latency, not a throughput cost, and is printed beside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from docflow_assets.defs.sensors import batch_run_config
+from docflow_assets.demo.content import DOCUMENT_CLASSES
+from docflow_assets.demo.render import render_document
+from docflow_assets.ingest import ingest_folder
+from docflow_assets.ml.registry import Registry
+from docflow_assets.ocr.pages import iter_page_images, sniffed_content_type
+from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.models import Document, DocumentStatus
+from docflow_assets.store.objects import open_object_store
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RUNS_IN_FLIGHT = 2
+
+
+def render_pages(folder: Path, count: int) -> list[Path]:
+    """``count`` one-page documents as PNG, whatever format they were rendered in."""
+    folder.mkdir(parents=True)
+    paths = []
+    for index in range(count):
+        label = DOCUMENT_CLASSES[index % len(DOCUMENT_CLASSES)]
+        data, _, _ = render_document(label, index, seed=5)
+        [page] = list(iter_page_images(data, sniffed_content_type(data), dpi=200))
+        buffer = io.BytesIO()
+        page.save(buffer, format="PNG")
+        path = folder / f"{label}-{index:04d}.png"
+        path.write_bytes(buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def tesseract_seconds(pages: list[Path]) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        ["xargs", "-P2", "-I{}", "tesseract", "{}", "-", "--psm", "3"],
+        input="\n".join(str(page) for page in pages),
+        text=True,
+        capture_output=True,
+        check=True,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+    )
+    return time.perf_counter() - started
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    name = f"docflow-bench-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+    )
+    try:
+        yield f"pyamqp://guest@127.0.0.1:5672/{name}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
+
+
+def docflow_seconds(pages: Path, root: Path, workers: int, batch_size: int, broker: str) -> float:
+    """Upload to every document ``ocr_done``, with ``workers`` Celery workers (0: in process)."""
+    home, dagster_home = root / "home", root / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DOCFLOW_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "DOCFLOW_EXECUTOR": "celery" if workers else "in_process",
+        "DOCFLOW_CELERY_BROKER": broker,
+        "DOCFLOW_OCR_MODE": "tesseract",
+        "DOCFLOW_OCR_WORKERS": "1" if workers else "2",
+        "OMP_THREAD_LIMIT": "1",
+    }
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)  # the instance's tables, before processes race to make them
+    settings = DocflowSettings(home=home)
+    Registry.from_settings(settings).experiment_id()  # and MLflow's (as `docflow migrate` does)
+    started_workers = [
+        subprocess.Popen(
+            [str(BIN / "docflow"), "worker", "--name", f"bench{n}"],
+            env=env,
+            stdout=(root / f"worker{n}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for n in range(workers)
+    ]
+    try:
+        for n in range(workers):
+            while " ready." not in (root / f"worker{n}.log").read_text(errors="replace"):
+                time.sleep(0.5)
+        started = time.perf_counter()
+        store = open_object_store(settings.resolved_object_store, settings.s3_endpoint_url)
+        report = ingest_folder(pages, settings, store)
+        ids = [document.id for document in report.added]
+        batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+        partition = datetime.now(UTC).date().isoformat()
+        running: list[subprocess.Popen[bytes]] = []
+        for number, batch in enumerate(batches):
+            while len(running) >= RUNS_IN_FLIGHT:
+                running = [run for run in running if run.poll() is None]
+                time.sleep(0.2)
+            config = root / f"run{number}.json"
+            config.write_text(json.dumps(batch_run_config(batch)))
+            running.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "dagster"),
+                        "job",
+                        "execute",
+                        "-m",
+                        "docflow_assets.definitions",
+                        "-j",
+                        "process_documents_job",
+                        "-c",
+                        str(config),
+                        "--tags",
+                        json.dumps({"dagster/partition": partition}),
+                    ],
+                    env=env,
+                    stdout=(root / f"run{number}.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        for run in running:
+            run.wait()
+        seconds = time.perf_counter() - started
+        with session_scope(settings.resolved_database_url) as session:
+            done = session.scalar(
+                select(func.count()).where(Document.status == DocumentStatus.OCR_DONE)
+            )
+        if done != len(ids):
+            raise RuntimeError(f"{done} of {len(ids)} documents read; see {root}")
+        return seconds
+    finally:
+        for worker in started_workers:
+            worker.kill()
+            worker.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--documents", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=10)
+    args = parser.parse_args()
+    console = Console()
+    root = Path(tempfile.mkdtemp(prefix="docflow-scale-"))
+    pages = render_pages(root / "pages", args.documents)
+    with Image.open(pages[0]) as first:
+        size = first.size
+    console.print(f"{len(pages)} one-page documents of {size[0]}x{size[1]} px in {root}")
+    baseline = tesseract_seconds(pages)
+    rows = {"xargs -P2 tesseract --psm 3": baseline}
+    with rabbitmq_vhost() as broker:
+        for workers, name in ((0, "in process"), (1, "1 Celery worker"), (2, "2 Celery workers")):
+            rows[f"Docflow, steps {name}"] = docflow_seconds(
+                root / "pages", root / f"docflow-{workers}", workers, args.batch_size, broker
+            )
+    table = Table(
+        title=f"{len(pages)} pages, {os.cpu_count()} cores, OCR mode tesseract, "
+        f"batches of {args.batch_size}"
+    )
+    for column in ("how", "seconds", "pages/s", "vs tesseract", "vs 1 worker"):
+        table.add_column(column, justify="right")
+    one_worker = rows["Docflow, steps 1 Celery worker"]
+    for name, seconds in rows.items():
+        table.add_row(
+            name,
+            f"{seconds:.1f}",
+            f"{len(pages) / seconds:.2f}",
+            f"{baseline / seconds:.2f}x",
+            f"{one_worker / seconds:.2f}x",
+        )
+    console.print(table)
+    console.print(
+        "Docflow rows: upload to every document ocr_done (ingest, runs, preprocessing, OCR, "
+        "records); the new-uploads sensor adds up to its 15 s interval of latency before the "
+        "first run."
+    )
+
+
+if __name__ == "__main__":
+    main()

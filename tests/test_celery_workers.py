@@ -1,0 +1,200 @@
+"""Processing runs on Celery workers for real: RabbitMQ on loopback (a throw-away virtual host),
+two `docflow worker` processes, and runs launched as `dagster job execute` processes, each the
+run worker that hands its steps to the broker. A worker killed mid-step gives its step back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+from sqlalchemy import func, select
+
+from docflow_assets.defs.sensors import batch_run_config
+from docflow_assets.demo.render import render_document
+from docflow_assets.ingest import ingest
+from docflow_assets.ml.registry import Registry
+from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.models import Document, OcrResult
+from docflow_assets.store.objects import open_object_store
+from tests.servers import BIN, ServerProcess, wait_for
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CeleryStack:
+    settings: DocflowSettings
+    env: dict[str, str]
+    dagster_home: Path
+    workers: dict[str, ServerProcess]
+    folder: Path
+
+    def launch(self, document_ids: list[int]) -> subprocess.Popen[bytes]:
+        """A processing run of these documents, its run worker a process of its own."""
+        config = self.folder / f"run-{document_ids[0]}.json"
+        config.write_text(json.dumps(batch_run_config(document_ids)))
+        partition = datetime.now(UTC).date().isoformat()
+        return subprocess.Popen(
+            [
+                str(BIN / "dagster"),
+                "job",
+                "execute",
+                "-m",
+                "docflow_assets.definitions",
+                "-j",
+                "process_documents_job",
+                "-c",
+                str(config),
+                "--tags",
+                json.dumps({"dagster/partition": partition}),
+            ],
+            env=self.env,
+            stdout=(self.folder / f"run-{document_ids[0]}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def steps_by_worker(self, step: str) -> list[str]:
+        """The Celery worker of each execution of ``step``, in order, over every run."""
+        with DagsterInstance.from_config(str(self.dagster_home)) as instance:
+            records = instance.get_event_records(
+                EventRecordsFilter(event_type=DagsterEventType.ENGINE_EVENT),
+                limit=1000,
+                ascending=True,
+            )
+        workers = []
+        for record in records:
+            entry = record.event_log_entry
+            data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+            metadata = data.metadata if data else {}
+            if "Celery worker" in metadata and metadata["step_keys"].value == step:
+                workers.append(str(metadata["Celery worker"].value))
+        return workers
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    name = f"docflow-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[CeleryStack]:
+    assert shutil.which("rabbitmqctl"), "RabbitMQ (.ci/run starts it) is the broker"
+    with rabbitmq_vhost() as vhost:
+        yield from _stack(tmp_path, vhost)
+
+
+def _stack(tmp_path: Path, vhost: str) -> Iterator[CeleryStack]:
+    home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    # The instance's SQLite storage made once, as `dagster dev` or the daemon would make it:
+    # run workers and Celery workers starting together must not race to create its tables.
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)
+    settings = DocflowSettings(home=home)
+    Registry.from_settings(settings).experiment_id()  # MLflow's tables, likewise (docflow migrate)
+    env = {
+        **os.environ,
+        "DOCFLOW_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "DOCFLOW_EXECUTOR": "celery",
+        "DOCFLOW_CELERY_BROKER": f"pyamqp://guest@127.0.0.1:5672/{vhost}",
+        "DOCFLOW_OCR_MODE": "tesseract",
+        "DOCFLOW_OCR_WORKERS": "1",
+        "OMP_THREAD_LIMIT": "1",
+    }
+    workers = {}
+    try:
+        for name in ("first", "second"):
+            worker = ServerProcess(
+                name, [str(BIN / "docflow"), "worker", "--name", name], env, tmp_path
+            )
+            worker.start()
+            workers[name] = worker
+        for worker in workers.values():
+            wait_for(partial(is_ready, worker), 120, f"worker {worker.name} to be ready")
+        yield CeleryStack(settings, env, dagster_home, workers, tmp_path)
+    finally:
+        for worker in workers.values():
+            worker.kill()
+
+
+def is_ready(worker: ServerProcess) -> bool:
+    return " ready." in worker.log_path.read_text(errors="replace")
+
+
+def upload(settings: DocflowSettings, count: int, seed: int) -> list[int]:
+    store = open_object_store(settings.resolved_object_store, settings.s3_endpoint_url)
+    ids = []
+    for index in range(count):
+        data, extension, _ = render_document("letter", index, seed)
+        source = (settings.resolved_home / f"upload.{extension}").open("wb+")
+        with source:
+            source.write(data)
+            source.seek(0)
+            ids.append(ingest(source, f"letter-{index}.{extension}", settings, store).document.id)
+    return ids
+
+
+def ocr_rows(settings: DocflowSettings, ids: list[int]) -> dict[int, int]:
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.execute(
+            select(OcrResult.document_id, func.count())
+            .where(OcrResult.document_id.in_(ids))
+            .group_by(OcrResult.document_id)
+        )
+        return {document_id: count for document_id, count in rows}
+
+
+def statuses(settings: DocflowSettings, ids: list[int]) -> set[str]:
+    with session_scope(settings.resolved_database_url) as session:
+        return set(session.scalars(select(Document.status).where(Document.id.in_(ids))))
+
+
+def test_runs_share_two_workers_and_a_killed_worker_loses_nothing(stack: CeleryStack) -> None:
+    settings = stack.settings
+    first, second = upload(settings, 4, seed=1), upload(settings, 4, seed=2)
+    runs = {batch[0]: stack.launch(batch) for batch in (first, second)}
+    for first_id, run in runs.items():
+        assert run.wait(timeout=600) == 0, (stack.folder / f"run-{first_id}.log").read_text()
+    assert statuses(settings, first + second) == {"ocr_done"}
+    # Two runs in flight, one step at a time per worker: their OCR steps ran on both.
+    ocr_workers = stack.steps_by_worker("ocr_text")
+    assert len(ocr_workers) == 2 and len(set(ocr_workers)) == 2, ocr_workers
+
+    # A worker killed in the middle of an OCR step: the broker gives the step to the other.
+    doomed_batch = upload(settings, 6, seed=3)
+    run = stack.launch(doomed_batch)
+    wait_for(lambda: len(stack.steps_by_worker("ocr_text")) == 3, 300, "the OCR step to start")
+    taken_by = stack.steps_by_worker("ocr_text")[-1].split("@")[0]
+    stack.workers[taken_by].stop(signal.SIGKILL)
+    assert run.wait(timeout=600) == 0, (stack.folder / f"run-{doomed_batch[0]}.log").read_text()
+    redone_by = stack.steps_by_worker("ocr_text")[-1].split("@")[0]
+    assert redone_by != taken_by
+    assert statuses(settings, doomed_batch) == {"ocr_done"}
+    # Read again from the start, recorded once: one OCR row per page, none lost, none twice.
+    assert ocr_rows(settings, doomed_batch) == dict.fromkeys(doomed_batch, 1)
+    assert ocr_rows(settings, first + second) == dict.fromkeys(first + second, 1)
