@@ -13,6 +13,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from sqlalchemy.exc import OperationalError
 from threadpoolctl import threadpool_limits
@@ -32,6 +33,7 @@ from docflow_api.errors import (
 )
 from docflow_api.model_holder import ModelHolder
 from docflow_api.routes.documents import DocumentController
+from docflow_api.routes.index import index
 from docflow_api.routes.model import MetricsController, ModelController
 from docflow_api.routes.predictions import PredictionController
 from docflow_api.security import api_key_guard
@@ -122,6 +124,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
             DocumentController,
             ModelController,
             MetricsController,
+            index,
         ],
         dependencies=provide(context),
         on_startup=[startup],
@@ -142,5 +145,23 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
             OperationalError: unavailable,
             **dict.fromkeys(DOMAIN_ERRORS, domain_error),
         },
-        openapi_config=OpenAPIConfig(title="Docflow API", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Docflow API",
+            version="0.1.0",
+            path="/schema",
+            description="Document OCR and classification: upload scans, read their text, "
+            "predict their class, correct labels that train the next model.",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="apiKey",
+                        name="X-API-Key",
+                        security_scheme_in="header",
+                        description="One of DOCFLOW_API_KEYS (when set; /health, /metrics "
+                        "and the docs need none).",
+                    )
+                }
+            ),
+            security=[{"apiKey": []}] if keys else None,
+        ),
     )

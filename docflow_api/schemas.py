@@ -121,8 +121,22 @@ class DocumentDetail(StoredDocument):
     ocr_pages: list[PageText]
 
 
+class LatestPrediction(msgspec.Struct):
+    """A document's newest prediction: what a reviewer checks it against."""
+
+    predicted_class: str
+    confidence: float
+    model_version: str
+    source: str
+    created_at: datetime
+
+
+class ListedDocument(StoredDocument):
+    latest_prediction: LatestPrediction | None
+
+
 class DocumentPage(msgspec.Struct):
-    items: list[UploadResponse]
+    items: list[ListedDocument]
     total: int
     page: int
     page_size: int

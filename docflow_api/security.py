@@ -11,12 +11,16 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
-OPEN_PATHS = {"/health", "/metrics"}
+# Open without a key: probes, scrapers, the index page and the API's own description (it holds
+# no data; a browser could not send the key to read it).
+OPEN_PATHS = {"/", "/health", "/metrics"}
+OPEN_PREFIXES = ("/schema",)
 
 
 def api_key_guard(keys: frozenset[str]) -> Any:
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        if connection.url.path in OPEN_PATHS:
+        path = connection.url.path
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return
         # Headers arrive as Latin-1 text; compared as bytes, a key with other characters is
         # simply wrong (compare_digest refuses non-ASCII text outright).

@@ -388,12 +388,47 @@ def _registry(settings: DocflowSettings):
     return Registry.from_settings(settings)
 
 
+def _settings_of_existing_home() -> DocflowSettings:
+    """The settings, once their home is known to exist: a command that only reads must not
+    create an empty home (and MLflow store) wherever it happens to run."""
+    settings = DocflowSettings()
+    home = settings.home.expanduser().resolve()
+    if settings.mlflow_tracking_uri is None and not home.is_dir():
+        raise click.ClickException(
+            f"no Docflow home at {home}: run where `make demo` ran, or set DOCFLOW_HOME"
+        )
+    console.print(f"home {settings.resolved_home}", style="dim")
+    return settings
+
+
+@main.command()
+def info() -> None:
+    """Say which Docflow home and stores this shell uses (from DOCFLOW_* and DAGSTER_HOME)."""
+    settings = _settings_of_existing_home()
+    table = Table(show_header=False)
+    for name, value in (
+        ("home", str(settings.resolved_home)),
+        ("database", settings.resolved_database_url),
+        ("object store", settings.resolved_object_store),
+        ("MLflow tracking", settings.resolved_mlflow_tracking_uri),
+        (
+            "Dagster instance",
+            os.environ.get("DAGSTER_HOME", "unset (make sets .docflow/dagster_home)"),
+        ),
+        ("executor", settings.executor),
+        ("OCR", f"{settings.ocr_mode}, {settings.ocr_languages}"),
+        ("served alias", f"{settings.model_name}@{settings.model_alias}"),
+    ):
+        table.add_row(name, value)
+    console.print(table)
+
+
 @model.command("info")
 def model_info() -> None:
     """Show which version the serving alias points at."""
     from docflow_assets.ml.registry import PREVIOUS_ALIAS_SUFFIX
 
-    settings = DocflowSettings()
+    settings = _settings_of_existing_home()
     registry = _registry(settings)
     current = registry.version_for_alias(settings.model_alias)
     previous = registry.version_for_alias(settings.model_alias + PREVIOUS_ALIAS_SUFFIX)
@@ -412,7 +447,7 @@ def model_info() -> None:
 @click.option("--to", "to_version", help="Version to serve (default: the one served before).")
 def model_rollback(to_version: str | None) -> None:
     """Point the serving alias back at the previous (or a given) version."""
-    settings = DocflowSettings()
+    settings = _settings_of_existing_home()
     try:
         left, served = _registry(settings).rollback(settings.model_alias, to_version)
     except ValueError as error:

@@ -48,6 +48,7 @@ from docflow_assets.store.repository import (
     claim_online_ocr,
     document_pages,
     document_texts,
+    latest_predictions,
     mark_failed,
     model_metrics,
     page_of_documents,
@@ -572,13 +573,17 @@ class DocumentService:
 
     def documents(
         self, page: int, page_size: int, status: str | None = None, label: str | None = None
-    ) -> tuple[int, list[Document]]:
-        """One page of documents and how many match in all."""
+    ) -> tuple[int, list[tuple[Document, Prediction | None]]]:
+        """One page of documents, each with its latest prediction, and how many match in all."""
         known = [value.value for value in DocumentStatus]
         if status and status not in known:
             raise InvalidRequest(f"unknown status {status!r}; known: {', '.join(known)}")
         with session_scope(self.database) as session:
-            return page_of_documents(session, (page - 1) * page_size, page_size, status, label)
+            total, documents = page_of_documents(
+                session, (page - 1) * page_size, page_size, status, label
+            )
+            latest = latest_predictions(session, [document.id for document in documents])
+            return total, [(document, latest.get(document.id)) for document in documents]
 
     def history(self, document_id: int) -> list[Prediction]:
         """Every prediction recorded for the document, oldest first."""

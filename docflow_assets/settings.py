@@ -118,6 +118,10 @@ class DocflowSettings(BaseSettings):
         description="Time one request's OCR may take; past it the reading stops (Tesseract "
         "mid-page) and the document is left to the pipeline (202).",
     )
+    dagster_ui_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="Where the API's front page links the Dagster UI.",
+    )
     api_keys: str | None = Field(
         default=None, description="Comma-separated API keys; when set, routes need X-API-Key."
     )

@@ -251,6 +251,26 @@ def test_documents_are_paged_and_filtered(client: TestClient, trained_home: Trai
     assert client.get("/documents", params={"page": 0}).status_code == 400
 
 
+def test_listed_documents_carry_their_latest_prediction(
+    client: TestClient, trained_home: TrainedHome
+) -> None:
+    holdout = sorted(trained_home.holdout)
+    listed = client.get("/documents", params={"page_size": 500}).json()["items"]
+    by_id = {item["id"]: item for item in listed}
+    for document_id in holdout:
+        history = client.get(f"/prediction/history/{document_id}").json()["predictions"]
+        latest = by_id[document_id]["latest_prediction"]
+        # The newest of the history, not the first: the holdout is scored by batch, then maybe
+        # again online by other tests.
+        assert latest["predicted_class"] == history[-1]["predicted_class"]
+        assert latest["source"] == history[-1]["source"]
+        assert latest["model_version"] == trained_home.model_version
+    fresh = client.post("/upload", files={"file": ("unread.png", page_png("never predicted"))})
+    unread = client.get("/documents", params={"status": "uploaded", "page_size": 500}).json()
+    [item] = [i for i in unread["items"] if i["id"] == fresh.json()["id"]]
+    assert item["latest_prediction"] is None
+
+
 def test_model_endpoint_reports_version_and_metrics(
     client: TestClient, trained_home: TrainedHome
 ) -> None:
@@ -280,17 +300,33 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None
         assert small.get("/documents").json()["total"] == 0
 
 
-def test_api_keys_guard_every_route_but_health_and_metrics(trained_home: TrainedHome) -> None:
+def test_api_keys_guard_every_route_but_health_metrics_and_the_docs(
+    trained_home: TrainedHome,
+) -> None:
     settings = trained_home.settings.model_copy(update={"api_keys": "k1, k2"})
     with TestClient(create_app(settings)) as guarded:
         assert guarded.get("/health").status_code == 200
         assert guarded.get("/metrics").status_code == 200
+        # A browser opens the docs without a key; the document says how to send one.
+        schema = guarded.get("/schema/openapi.json")
+        assert schema.status_code == 200
+        spec = schema.json()
+        assert spec["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+        assert spec["security"] == [{"apiKey": []}]
+        assert {"predictions", "documents"} <= {t for op in _operations(spec) for t in op["tags"]}
+        front = guarded.get("/")
+        assert front.status_code == 200 and 'href="/schema/swagger"' in front.text
+        assert "Dagster UI" in front.text and "mlflow ui --backend-store-uri" in front.text
         refused = guarded.post("/predict/text", json={"text": "hello"})
         assert refused.status_code == 401 and "X-API-Key" in refused.json()["detail"]
         wrong = guarded.get("/documents", headers={"X-API-Key": "nope"})
         assert wrong.status_code == 401
         allowed = guarded.post("/predict/text", json={"text": "hello"}, headers={"X-API-Key": "k2"})
         assert allowed.status_code == 200
+
+
+def _operations(spec: dict) -> list[dict]:
+    return [operation for path in spec["paths"].values() for operation in path.values()]
 
 
 def test_hostile_filenames_are_stored_clean_and_downloaded_with_a_standard_header(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from dagster import Definitions
 
@@ -60,3 +61,23 @@ def test_demo_data_command_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     for row in rows:
         truth = tmp_path / "a" / (Path(row["filename"]).stem + ".gt.txt")
         assert truth.read_text().strip()
+
+
+def test_read_only_commands_say_which_home_and_never_create_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for variable in ("DOCFLOW_HOME", "DOCFLOW_MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(variable, raising=False)
+    runner = CliRunner()
+    for command in (["info"], ["model", "info"], ["model", "rollback"]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 1, command
+        assert f"no Docflow home at {tmp_path / '.docflow'}" in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing made where the command happened to run
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DOCFLOW_HOME", str(home))
+    shown = runner.invoke(main, ["info"])
+    assert shown.exit_code == 0 and f"home {home}" in shown.output
+    assert "database" in shown.output and "in_process" in shown.output

@@ -25,6 +25,8 @@ from docflow_api.schemas import (
     DocumentPage,
     HistoryItem,
     LabelRequest,
+    LatestPrediction,
+    ListedDocument,
     PageText,
     PredictionHistory,
     UploadAndPredictForm,
@@ -153,8 +155,23 @@ class DocumentController(Controller):
         status: Annotated[str | None, Parameter(max_length=16)] = None,
         label: Annotated[str | None, Parameter(max_length=64)] = None,
     ) -> DocumentPage:
-        total, documents = service.documents(page, page_size, status, label)
-        return DocumentPage([upload_response(d, False) for d in documents], total, page, page_size)
+        total, listed = service.documents(page, page_size, status, label)
+        items = [
+            ListedDocument(
+                **stored_fields(document),
+                latest_prediction=None
+                if latest is None
+                else LatestPrediction(
+                    latest.predicted_class,
+                    latest.confidence,
+                    latest.model_version,
+                    latest.source,
+                    as_utc(latest.created_at),
+                ),
+            )
+            for document, latest in listed
+        ]
+        return DocumentPage(items, total, page, page_size)
 
     @get("/prediction/history/{document_id:int}", sync_to_thread=True)
     def prediction_history(

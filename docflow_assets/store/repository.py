@@ -227,6 +227,17 @@ def page_of_documents(
     return int(total), list(documents)
 
 
+def latest_predictions(session: Session, document_ids: Sequence[int]) -> dict[int, Prediction]:
+    """Each document's newest prediction, for those that have one."""
+    newest = (
+        select(func.max(Prediction.id))
+        .where(Prediction.document_id.in_(document_ids))
+        .group_by(Prediction.document_id)
+    )
+    rows = session.scalars(select(Prediction).where(Prediction.id.in_(newest)))
+    return {row.document_id: row for row in rows if row.document_id is not None}
+
+
 def prediction_history(session: Session, document_id: int) -> list[Prediction]:
     query = select(Prediction).where(Prediction.document_id == document_id)
     return list(session.scalars(query.order_by(Prediction.id)))
