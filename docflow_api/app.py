@@ -36,6 +36,7 @@ from docflow_api.routes.documents import DocumentController
 from docflow_api.routes.index import index
 from docflow_api.routes.model import MetricsController, ModelController
 from docflow_api.routes.predictions import PredictionController
+from docflow_api.routes.records import PredictionRecordsController
 from docflow_api.security import api_key_guard
 from docflow_assets.document_service import (
     DocumentService,
@@ -121,6 +122,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             PredictionController,
+            PredictionRecordsController,
             DocumentController,
             ModelController,
             MetricsController,

@@ -166,3 +166,25 @@ class ModelResponse(msgspec.Struct):
     run_id: str | None
     classes: list[str]
     metrics: dict[str, float]
+
+
+class PredictionRecord(msgspec.Struct):
+    """One recorded prediction of a stored document, with what a reviewer needs beside it."""
+
+    id: int
+    document_id: int
+    filename: str
+    label: str | None
+    predicted_class: str
+    confidence: float
+    model_name: str
+    model_version: str
+    source: str
+    created_at: datetime
+
+
+class PredictionPage(msgspec.Struct):
+    items: list[PredictionRecord]
+    total: int
+    page: int
+    page_size: int

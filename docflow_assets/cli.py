@@ -401,6 +401,45 @@ def _settings_of_existing_home() -> DocflowSettings:
     return settings
 
 
+@main.command("export")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "parquet"]),
+    default=None,
+    help="Default: from the file's extension.",
+)
+@click.option("--class", "predicted_class", help="Only predictions of this class.")
+@click.option("--source", type=click.Choice(["batch", "api"]), help="Pipeline or online ones.")
+@click.option("--model-version", help="Only predictions of this model version.")
+@click.option("--max-confidence", type=click.FloatRange(0, 1), help="Only ones this unsure.")
+def export(
+    out_file: Path,
+    file_format: str | None,
+    predicted_class: str | None,
+    source: str | None,
+    model_version: str | None,
+    max_confidence: float | None,
+) -> None:
+    """Write recorded predictions (with document, label and model) to a CSV or Parquet file,
+    the same rows as GET /predictions/export."""
+    from docflow_assets.document_service import DocumentService
+    from docflow_assets.store.repository import PredictionFilter
+
+    settings = _settings_of_existing_home()
+    chosen = file_format or out_file.suffix.lstrip(".").lower()
+    if chosen not in {"csv", "parquet"}:
+        raise click.UsageError(f"cannot tell the format from {out_file.name}: pass --format")
+    where = PredictionFilter(predicted_class, source, model_version, max_confidence)
+    table = DocumentService.from_settings(settings).predictions_table(where)
+    if chosen == "csv":
+        table.to_csv(out_file, index=False)
+    else:
+        table.to_parquet(out_file, index=False)
+    console.print(f"{len(table)} predictions written to {out_file}")
+
+
 @main.command()
 def info() -> None:
     """Say which Docflow home and stores this shell uses (from DOCFLOW_* and DAGSTER_HOME)."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
 from sqlalchemy import text as sql_text
 
 from docflow_assets.ingest import RejectedDocument, normalise_label
@@ -43,7 +44,9 @@ from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
 from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
 from docflow_assets.store.repository import (
+    PredictionFilter,
     add_prediction,
+    all_predictions,
     batch_documents,
     claim_online_ocr,
     document_pages,
@@ -52,6 +55,7 @@ from docflow_assets.store.repository import (
     mark_failed,
     model_metrics,
     page_of_documents,
+    page_of_predictions,
     prediction_history,
     recent_predicted_classes,
     release_online_ocr,
@@ -198,6 +202,20 @@ class OnlineReading:
 
 
 NO_LIMITS = OnlineReading()
+EXPORT_COLUMNS = [
+    "prediction_id",
+    "document_id",
+    "filename",
+    "upload_date",
+    "status",
+    "label",
+    "predicted_class",
+    "confidence",
+    "model_name",
+    "model_version",
+    "source",
+    "predicted_at",
+]
 
 _locks_guard = threading.Lock()
 _document_locks: weakref.WeakValueDictionary[int, threading.Lock] = weakref.WeakValueDictionary()
@@ -584,6 +602,38 @@ class DocumentService:
             )
             latest = latest_predictions(session, [document.id for document in documents])
             return total, [(document, latest.get(document.id)) for document in documents]
+
+    def predictions(
+        self, where: PredictionFilter, page: int, page_size: int
+    ) -> tuple[int, list[tuple[Prediction, Document]]]:
+        """One page of predictions (newest first) with their documents, and the count."""
+        with session_scope(self.database) as session:
+            return page_of_predictions(session, where, (page - 1) * page_size, page_size)
+
+    def predictions_table(self, where: PredictionFilter) -> pd.DataFrame:
+        """Every matching prediction, oldest first, one row each: what an export holds."""
+        with session_scope(self.database) as session:
+            rows = all_predictions(session, where)
+        return pd.DataFrame(
+            [
+                {
+                    "prediction_id": prediction.id,
+                    "document_id": document.id,
+                    "filename": document.filename,
+                    "upload_date": document.upload_date.isoformat(),
+                    "status": document.status,
+                    "label": document.label,
+                    "predicted_class": prediction.predicted_class,
+                    "confidence": prediction.confidence,
+                    "model_name": prediction.model_name,
+                    "model_version": prediction.model_version,
+                    "source": prediction.source,
+                    "predicted_at": prediction.created_at.isoformat(),
+                }
+                for prediction, document in rows
+            ],
+            columns=EXPORT_COLUMNS,
+        )
 
     def history(self, document_id: int) -> list[Prediction]:
         """Every prediction recorded for the document, oldest first."""

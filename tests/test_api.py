@@ -462,3 +462,42 @@ def test_online_ocr_waits_for_the_lease_another_server_holds(trained_home: Train
     assert ran_ocr
     with pytest.raises(LeftToPipeline, match="another request is reading it and the time"):
         service.text(never_released)
+
+
+def test_predictions_are_listed_filtered_and_exported_as_csv_and_parquet(
+    client: TestClient, trained_home: TrainedHome, tmp_path: Path
+) -> None:
+    import io
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from docflow_assets.cli import main
+
+    batch = client.get("/predictions", params={"source": "batch", "page_size": 500}).json()
+    assert batch["total"] >= len(trained_home.holdout)
+    assert {item["source"] for item in batch["items"]} == {"batch"}
+    ids = [item["id"] for item in batch["items"]]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    unsure = client.get("/predictions", params={"max_confidence": 0.5}).json()["items"]
+    assert all(item["confidence"] <= 0.5 for item in unsure)
+    assert client.get("/predictions", params={"max_confidence": 2}).status_code == 400
+    assert client.get("/predictions", params={"source": "elsewhere"}).status_code == 400
+
+    as_csv = client.get("/predictions/export", params={"source": "batch"})
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    table = pd.read_csv(io.StringIO(as_csv.text))
+    assert len(table) == batch["total"] and set(table["source"]) == {"batch"}
+    holdout_rows = table[table["document_id"].isin(list(trained_home.holdout))]
+    assert set(holdout_rows["document_id"]) == set(trained_home.holdout)
+    as_parquet = client.get("/predictions/export", params={"format": "parquet", "source": "batch"})
+    typed = pd.read_parquet(io.BytesIO(as_parquet.content))
+    assert list(typed.columns) == list(table.columns)
+    assert typed["prediction_id"].tolist() == table["prediction_id"].tolist()
+    assert typed["confidence"].tolist() == pytest.approx(table["confidence"].tolist())
+
+    out = tmp_path / "predictions.parquet"
+    env = {"DOCFLOW_HOME": str(trained_home.settings.resolved_home)}
+    written = CliRunner().invoke(main, ["export", "--out", str(out), "--source", "batch"], env=env)
+    assert written.exit_code == 0, written.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out), typed)

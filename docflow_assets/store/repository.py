@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from docflow_assets.page_text import PageText
@@ -311,3 +312,42 @@ def days_waiting_for_predictions(session: Session, document_ids: Sequence[int]) 
         .distinct()
     )
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class PredictionFilter:
+    """Which predictions a listing or an export holds (None: any)."""
+
+    predicted_class: str | None = None
+    source: str | None = None
+    model_version: str | None = None
+    max_confidence: float | None = None  # the unsure ones, for review
+
+
+def _filtered_predictions(where: PredictionFilter) -> Select[Prediction, Document]:
+    query = select(Prediction, Document).join(Document, Prediction.document_id == Document.id)
+    if where.predicted_class is not None:
+        query = query.where(Prediction.predicted_class == where.predicted_class)
+    if where.source is not None:
+        query = query.where(Prediction.source == where.source)
+    if where.model_version is not None:
+        query = query.where(Prediction.model_version == where.model_version)
+    if where.max_confidence is not None:
+        query = query.where(Prediction.confidence <= where.max_confidence)
+    return query
+
+
+def page_of_predictions(
+    session: Session, where: PredictionFilter, offset: int, limit: int
+) -> tuple[int, list[tuple[Prediction, Document]]]:
+    """Predictions of stored documents, newest first, with their documents and the count of
+    all that match."""
+    query = _filtered_predictions(where)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(Prediction.id.desc()).offset(offset).limit(limit))
+    return int(total), [(prediction, document) for prediction, document in rows]
+
+
+def all_predictions(session: Session, where: PredictionFilter) -> list[tuple[Prediction, Document]]:
+    rows = session.execute(_filtered_predictions(where).order_by(Prediction.id))
+    return [(prediction, document) for prediction, document in rows]
