@@ -207,20 +207,55 @@ def migrate() -> None:
 
 @main.command("ingest")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV of filename,label rows (a header row is allowed); a filename is the file's "
+    "path under FOLDER (sub/scan.png) or its bare name, matched exactly (case included). "
+    "Labels: 1-64 letters, digits, _ or -. Ingesting again with a corrected CSV relabels.",
+)
 def ingest_command(folder: Path, labels: Path | None) -> None:
-    """Upload every file of FOLDER, skipping duplicates (same path as the API's upload)."""
+    """Upload every file under FOLDER (sub-folders too), skipping duplicates (same path as the
+    API's upload)."""
     from docflow_assets.demo_run import ingest_labelled_folder
 
     report = ingest_labelled_folder(DocflowSettings(), folder, labels)
     for name, reason in report.rejected.items():
         console.print(f"[red]rejected[/red] {name}: {reason}")
+    for document in report.relabelled:
+        console.print(f"relabelled {document.filename} (document {document.id}): {document.label}")
+    names = {path.name.lower(): path.name for path in folder.rglob("*") if path.is_file()}
+    for row in report.unmatched_labels:
+        near = names.get(Path(row).name.lower())
+        hint = f" (did you mean {near}?)" if near else ""
+        console.print(f"[yellow]no file named {row}[/yellow] in {folder}{hint}")
     console.print(
-        f"{len(report.added)} added, {len(report.duplicates)} duplicates, "
-        f"{len(report.rejected)} rejected"
+        f"{len(report.added)} added, {len(report.duplicates)} duplicates "
+        f"({len(report.relabelled)} relabelled), {len(report.rejected)} rejected, "
+        f"{len(report.unmatched_labels)} label rows matched no file"
     )
-    if report.rejected:
+    if report.rejected or report.unmatched_labels:
         raise SystemExit(1)
+
+
+@main.command("label")
+@click.argument("document_id", type=click.IntRange(1))
+@click.argument("label")
+def label_command(document_id: int, label: str) -> None:
+    """Set DOCUMENT_ID's label (what the next training snapshot learns), as PUT
+    /document/{id}/label does."""
+    from docflow_assets.document_service import (
+        DocumentNotFound,
+        DocumentService,
+        InvalidRequest,
+    )
+
+    settings = _settings_of_existing_home()
+    try:
+        document = DocumentService.from_settings(settings).label(document_id, label, "cli")
+    except (DocumentNotFound, InvalidRequest) as error:
+        raise click.ClickException(str(error)) from error
+    console.print(f"document {document.id} ({document.filename}): {document.label}")
 
 
 @main.command()

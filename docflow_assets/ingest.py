@@ -9,7 +9,7 @@ import tempfile
 import unicodedata
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +24,7 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import Document, DocumentStatus
 from docflow_assets.store.objects import ObjectStore
+from docflow_assets.store.repository import set_label
 
 IMAGE_CONTENT_TYPES = {
     "PNG": "image/png",
@@ -292,6 +293,10 @@ class FolderReport:
     added: list[Document]
     duplicates: list[Document]
     rejected: dict[str, str]
+    # Already stored, with a label from the CSV that differs from theirs: now relabelled.
+    relabelled: list[Document] = field(default_factory=list)
+    # Rows of the labels CSV that name no file of the folder (a typo, a different case).
+    unmatched_labels: list[str] = field(default_factory=list)
 
 
 def read_labels(labels_csv: Path) -> dict[str, str]:
@@ -310,24 +315,44 @@ def ingest_folder(
     labels: dict[str, str] | None = None,
     show_progress: bool = False,
 ) -> FolderReport:
-    """Upload every file of a folder through ``ingest``; ground-truth and CSV files are skipped."""
+    """Upload every file under a folder (sub-folders included) through ``ingest``; ground-truth
+    and CSV files are skipped. ``labels`` are keyed by the file's path in the folder
+    (``sub/scan.png``) or its bare name; a document already stored whose label differs from
+    the CSV's takes the CSV's (a corrected CSV is ingested again)."""
     from tqdm import tqdm
 
     labels = labels or {}
     files = sorted(
         path
-        for path in folder.iterdir()
-        if path.is_file() and not path.name.endswith((".txt", ".csv", ".uzn"))
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not path.name.endswith((".txt", ".csv", ".uzn"))
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
     report = FolderReport([], [], {})
+    used: set[str] = set()
     for path in tqdm(files, desc="ingesting", unit="file", disable=not show_progress):
+        name = path.relative_to(folder).as_posix()
+        key = name if name in labels else path.name
+        label = labels.get(key)
+        if label is not None:
+            used.add(key)
         try:
             with path.open("rb") as handle:
-                result = ingest(
-                    handle, path.name, settings, store, labels.get(path.name), label_source="ingest"
-                )
+                result = ingest(handle, name, settings, store, label, label_source="ingest")
         except RejectedDocument as error:
-            report.rejected[path.name] = error.message
+            report.rejected[name] = error.message
             continue
-        (report.duplicates if result.duplicate else report.added).append(result.document)
+        if not result.duplicate:
+            report.added.append(result.document)
+            continue
+        report.duplicates.append(result.document)
+        clean = normalise_label(label)
+        if clean is not None and clean != result.document.label:
+            with session_scope(settings.resolved_database_url) as session:
+                document = session.get(Document, result.document.id)
+                assert document is not None
+                set_label(session, document, clean, "ingest")
+                report.relabelled.append(document)
+    report.unmatched_labels = sorted(set(labels) - used)
     return report

@@ -174,3 +174,44 @@ def test_folder_ingest_applies_labels_and_skips_duplicates(
     assert list(report.rejected) == ["notes.bin"]
     again = ingest_folder(folder, settings, store)
     assert again.added == [] and len(again.duplicates) == 3
+
+
+def test_folder_ingest_reads_sub_folders_relabels_from_a_corrected_csv_and_names_strays(
+    settings: DocflowSettings, store: LocalObjectStore, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from docflow_assets.cli import main
+
+    folder = tmp_path / "inbox"
+    (folder / "march").mkdir(parents=True)
+    (folder / "top.png").write_bytes(encoded("PNG"))
+    (folder / "march" / "scan.tif").write_bytes(encoded("TIFF", 2))
+    labels = folder / "labels.csv"
+    labels.write_text("filename,label\ntop.png,letter\nmarch/scan.tif,memo\nTOP.PNG,invoice\n")
+    first = ingest_folder(folder, settings, store, read_labels(labels))
+    assert {d.filename: d.label for d in first.added} == {
+        "top.png": "letter",
+        "scan.tif": "memo",
+    }
+    assert first.unmatched_labels == ["TOP.PNG"]  # names match exactly, case included
+
+    labels.write_text("filename,label\ntop.png,invoice\nscan.tif,memo\n")  # corrected, bare name
+    again = ingest_folder(folder, settings, store, read_labels(labels))
+    assert again.added == [] and [d.label for d in again.relabelled] == ["invoice"]
+    assert again.unmatched_labels == []
+    with session_scope(settings.resolved_database_url) as session:
+        stored = dict(session.execute(select(Document.filename, Document.label)).all())
+    assert stored == {"top.png": "invoice", "scan.tif": "memo"}
+
+    env = {"DOCFLOW_HOME": str(settings.resolved_home)}
+    labels.write_text("filename,label\nTop.png,letter\n")
+    shown = CliRunner().invoke(main, ["ingest", str(folder), "--labels", str(labels)], env=env)
+    said = " ".join(shown.output.split())  # as the terminal wrapped it
+    assert shown.exit_code == 1 and "no file named Top.png" in said
+    assert "did you mean top.png?" in said
+    document_id = first.added[0].id
+    relabel = CliRunner().invoke(main, ["label", str(document_id), "Bank Statement"], env=env)
+    assert relabel.exit_code == 0 and "bank_statement" in relabel.output
+    refused = CliRunner().invoke(main, ["label", str(document_id), "no/slashes"], env=env)
+    assert refused.exit_code == 1 and "must be 1-64 letters" in refused.output
