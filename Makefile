@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-rus \
 	fonts-dejavu-core fonts-liberation fonts-freefont-ttf docker-compose wrk \
-	rabbitmq-server
+	rabbitmq-server chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DOCFLOW_HOME ?= $(CURDIR)/.docflow
 export DAGSTER_HOME ?= $(DOCFLOW_HOME)/dagster_home

@@ -7,14 +7,17 @@ import gc
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import anyio.to_thread
 from litestar import Litestar
+from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
+from litestar.template.config import TemplateConfig
 from sqlalchemy.exc import OperationalError
 from threadpoolctl import threadpool_limits
 
@@ -27,6 +30,7 @@ from docflow_api.errors import (
     domain_error,
     internal_error,
     left_to_pipeline,
+    login_required,
     ocr_busy,
     unavailable,
     undecodable,
@@ -37,7 +41,8 @@ from docflow_api.routes.index import index
 from docflow_api.routes.model import MetricsController, ModelController
 from docflow_api.routes.predictions import PredictionController
 from docflow_api.routes.records import PredictionRecordsController
-from docflow_api.security import api_key_guard
+from docflow_api.routes.review import ReviewController
+from docflow_api.security import LoginRequired, api_key_guard, api_keys
 from docflow_assets.document_service import (
     DocumentService,
     LeftToPipeline,
@@ -54,6 +59,7 @@ logger = logging.getLogger("docflow.api")
 
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+TEMPLATES = Path(__file__).parent / "templates"
 BATCH_SLICE = 64
 
 
@@ -117,7 +123,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         context.batch_executor.shutdown(wait=False, cancel_futures=True)
         context.batch_scorer.close()
 
-    keys = frozenset(key.strip() for key in (settings.api_keys or "").split(",") if key.strip())
+    keys = api_keys(settings)
     prometheus = PrometheusConfig(app_name="docflow", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[
@@ -126,8 +132,10 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
             DocumentController,
             ModelController,
             MetricsController,
+            ReviewController,
             index,
         ],
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         dependencies=provide(context),
         on_startup=[startup],
         on_shutdown=[shutdown],
@@ -142,6 +150,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
             ClientException: bad_request,
             LeftToPipeline: left_to_pipeline,
             OcrBusy: ocr_busy,
+            LoginRequired: login_required,
             RecursionError: undecodable,
             StoreUnavailable: unavailable,
             OperationalError: unavailable,

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.response import Redirect
 
 from docflow_assets.document_service import (
     DocumentNotFound,
@@ -85,6 +86,11 @@ def domain_error(request: Request, error: Exception) -> Response[dict[str, Any]]
 
 
 DOMAIN_ERRORS = (DocumentNotFound, OriginalMissing, UnsupportedLanguage, InvalidRequest)
+
+
+def login_required(request: Request, error: Exception) -> Response[Any]:
+    """A review page without a valid key: to the sign-in form."""
+    return Redirect("/review/login", status_code=303)
 
 
 def left_to_pipeline(request: Request, error: Exception) -> Response[dict[str, Any]]:

@@ -11,10 +11,31 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
+from docflow_assets.settings import DocflowSettings
+
 # Open without a key: probes, scrapers, the index page and the API's own description (it holds
 # no data; a browser could not send the key to read it).
-OPEN_PATHS = {"/", "/health", "/metrics"}
+OPEN_PATHS = {"/", "/health", "/metrics", "/review/login"}
 OPEN_PREFIXES = ("/schema",)
+# The review page signs in once (a form) and then sends the key as this cookie.
+KEY_COOKIE = "docflow_key"
+REVIEW_PREFIX = "/review"
+
+
+class LoginRequired(NotAuthorizedException):
+    """A review page asked for without a valid key: the browser goes to the sign-in form."""
+
+
+def api_keys(settings: DocflowSettings) -> frozenset[str]:
+    """The keys of ``DOCFLOW_API_KEYS``; empty: the API is open."""
+    return frozenset(key.strip() for key in (settings.api_keys or "").split(",") if key.strip())
+
+
+def valid_key(given: str, keys: frozenset[str]) -> bool:
+    # Headers arrive as Latin-1 text; compared as bytes, a key with other characters is
+    # simply wrong (compare_digest refuses non-ASCII text outright).
+    raw = given.encode("latin-1", "replace")
+    return any(hmac.compare_digest(raw, key.encode()) for key in keys)
 
 
 def api_key_guard(keys: frozenset[str]) -> Any:
@@ -22,11 +43,13 @@ def api_key_guard(keys: frozenset[str]) -> Any:
         path = connection.url.path
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return
-        # Headers arrive as Latin-1 text; compared as bytes, a key with other characters is
-        # simply wrong (compare_digest refuses non-ASCII text outright).
-        given = connection.headers.get("x-api-key", "").encode("latin-1", "replace")
-        if not any(hmac.compare_digest(given, key.encode()) for key in keys):
-            raise NotAuthorizedException(detail="a valid X-API-Key header is required")
+        header = connection.headers.get("x-api-key", "")
+        cookie = connection.cookies.get(KEY_COOKIE, "")
+        if valid_key(header, keys) or valid_key(cookie, keys):
+            return
+        if path.startswith(REVIEW_PREFIX):
+            raise LoginRequired(detail="sign in with an API key")
+        raise NotAuthorizedException(detail="a valid X-API-Key header is required")
 
     return guard
 

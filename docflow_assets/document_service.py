@@ -4,6 +4,7 @@ data-quality checks judge. The Dagster assets, the API and the CLI call it; none
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import weakref
@@ -31,6 +32,7 @@ from docflow_assets.ml.training_set import (
 )
 from docflow_assets.ocr.engines import check_languages
 from docflow_assets.ocr.language import page_script, script_mismatch
+from docflow_assets.ocr.pages import iter_page_images
 from docflow_assets.ocr.pipeline import (
     OcrOptions,
     OcrRequest,
@@ -45,6 +47,7 @@ from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Pre
 from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
 from docflow_assets.store.repository import (
     PredictionFilter,
+    ReviewFilter,
     add_prediction,
     all_predictions,
     batch_documents,
@@ -56,10 +59,12 @@ from docflow_assets.store.repository import (
     model_metrics,
     page_of_documents,
     page_of_predictions,
+    prediction_classes,
     prediction_history,
     recent_predicted_classes,
     release_online_ocr,
     replace_ocr_results,
+    review_page,
     set_label,
 )
 
@@ -202,6 +207,9 @@ class OnlineReading:
 
 
 NO_LIMITS = OnlineReading()
+# Pages shown to a reviewer: enough to read, small enough to send.
+PREVIEW_SIDE = 1400
+PREVIEW_DPI = 100
 EXPORT_COLUMNS = [
     "prediction_id",
     "document_id",
@@ -634,6 +642,38 @@ class DocumentService:
             ],
             columns=EXPORT_COLUMNS,
         )
+
+    def review(
+        self, where: ReviewFilter, page: int, page_size: int
+    ) -> tuple[int, list[tuple[Document, Prediction | None]]]:
+        """A page of documents for review, each with its latest prediction."""
+        with session_scope(self.database) as session:
+            return review_page(session, where, (page - 1) * page_size, page_size)
+
+    def predicted_classes(self) -> list[str]:
+        with session_scope(self.database) as session:
+            return prediction_classes(session)
+
+    def page_image(self, document_id: int, number: int, max_side: int = PREVIEW_SIDE) -> bytes:
+        """Page ``number`` (from 1) of the original as a PNG at most ``max_side`` px, to look
+        at beside its text."""
+        document, data = self.original(document_id)
+        if not 1 <= number <= document.pages:
+            raise InvalidRequest(f"document {document_id} has {document.pages} pages")
+        for index, image in enumerate(
+            iter_page_images(
+                data, document.content_type, PREVIEW_DPI, self.settings.max_image_pixels
+            ),
+            start=1,
+        ):
+            if index == number:
+                image.thumbnail((max_side, max_side))
+                buffer = io.BytesIO()
+                image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode).save(
+                    buffer, format="PNG"
+                )
+                return buffer.getvalue()
+        raise InvalidRequest(f"page {number} of document {document_id} cannot be read")
 
     def history(self, document_id: int) -> list[Prediction]:
         """Every prediction recorded for the document, oldest first."""

@@ -18,6 +18,7 @@ def index(settings: DocflowSettings) -> str:
         else f"MLflow UI: <code>mlflow ui --backend-store-uri {escape(tracking)}</code>"
     )
     links = [
+        '<a href="/review">Review documents</a> (page images, text, predictions, labels)',
         '<a href="/schema/swagger">API docs (Swagger UI)</a>',
         '<a href="/schema/redoc">API docs (ReDoc)</a>',
         '<a href="/schema/openapi.json">OpenAPI document</a>',

@@ -351,3 +351,51 @@ def page_of_predictions(
 def all_predictions(session: Session, where: PredictionFilter) -> list[tuple[Prediction, Document]]:
     rows = session.execute(_filtered_predictions(where).order_by(Prediction.id))
     return [(prediction, document) for prediction, document in rows]
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    """What a reviewer looks at: by status, label (or none yet), predicted class."""
+
+    status: str | None = None
+    label: str | None = None
+    unlabelled: bool = False
+    predicted_class: str | None = None
+    unsure_first: bool = False  # lowest confidence first, instead of newest first
+
+
+def review_page(
+    session: Session, where: ReviewFilter, offset: int, limit: int
+) -> tuple[int, list[tuple[Document, Prediction | None]]]:
+    """Documents with their latest prediction, filtered and ordered for review."""
+    newest = (
+        select(Prediction.document_id, func.max(Prediction.id).label("prediction_id"))
+        .group_by(Prediction.document_id)
+        .subquery()
+    )
+    query = (
+        select(Document, Prediction)
+        .outerjoin(newest, newest.c.document_id == Document.id)
+        .outerjoin(Prediction, Prediction.id == newest.c.prediction_id)
+    )
+    if where.status:
+        query = query.where(Document.status == where.status)
+    if where.label:
+        query = query.where(Document.label == where.label)
+    if where.unlabelled:
+        query = query.where(Document.label.is_(None))
+    if where.predicted_class:
+        query = query.where(Prediction.predicted_class == where.predicted_class)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    order = (
+        (Prediction.confidence.is_(None), Prediction.confidence, Document.id)
+        if where.unsure_first
+        else (Document.id.desc(),)
+    )
+    rows = session.execute(query.order_by(*order).offset(offset).limit(limit))
+    return int(total), [(document, prediction) for document, prediction in rows]
+
+
+def prediction_classes(session: Session) -> list[str]:
+    query = select(Prediction.predicted_class).distinct()
+    return list(session.scalars(query.order_by(Prediction.predicted_class)))

@@ -1,0 +1,212 @@
+"""The review page: people look at documents beside their text and prediction and set labels,
+which the next training snapshot learns from. Server-rendered, no script, nothing from a CDN;
+every change goes through the same service calls as the JSON routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, BinaryIO, cast
+from urllib.parse import urlencode
+
+import anyio.to_thread
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie, UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import Redirect, Template
+
+from docflow_api.dependencies import ApiContext, DocumentId
+from docflow_api.security import KEY_COOKIE, api_keys, valid_key
+from docflow_assets.document_service import (
+    DocumentService,
+    InvalidRequest,
+    LeftToPipeline,
+    OcrBusy,
+    OnlineReading,
+)
+from docflow_assets.ingest import RejectedDocument, ingest
+from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.models import DocumentStatus
+from docflow_assets.store.repository import ReviewFilter
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class LabelForm:
+    label: str
+
+
+@dataclass
+class ReviewUploadForm:
+    file: UploadFile
+    label: str | None = None
+
+
+@dataclass
+class LoginForm:
+    key: str
+
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
+
+
+def _to_document(document_id: int, message: str) -> Redirect:
+    return Redirect(f"/review/{document_id}?{urlencode({'message': message})}", status_code=303)
+
+
+class ReviewController(Controller):
+    path = "/review"
+    include_in_schema = False
+
+    @get("/", sync_to_thread=True)
+    def documents(
+        self,
+        service: DocumentService,
+        settings: DocflowSettings,
+        status: Annotated[str | None, Parameter(max_length=16)] = None,
+        predicted_class: Annotated[str | None, Parameter(max_length=64)] = None,
+        unlabelled: bool = False,
+        unsure_first: bool = False,
+        page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,
+        message: Annotated[str | None, Parameter(max_length=300)] = None,
+    ) -> Template:
+        where = ReviewFilter(
+            status=status or None,
+            unlabelled=unlabelled,
+            predicted_class=predicted_class or None,
+            unsure_first=unsure_first,
+        )
+        total, rows = service.review(where, page, PAGE_SIZE)
+        chosen = {
+            "status": where.status or "",
+            "predicted_class": where.predicted_class or "",
+            "unlabelled": "true" if unlabelled else "",
+            "unsure_first": "true" if unsure_first else "",
+        }
+
+        def page_link(number: int) -> str:
+            query = {name: value for name, value in chosen.items() if value}
+            return f"/review?{urlencode({**query, 'page': number})}"
+
+        context: dict[str, Any] = {
+            "rows": rows,
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // PAGE_SIZE)),
+            "page_link": page_link,
+            "filters": where,
+            "statuses": [value.value for value in DocumentStatus],
+            "classes": service.predicted_classes(),
+            "threshold": settings.confidence_threshold,
+            "message": message,
+        }
+        return Template(template_name="list.html", context=context)
+
+    @get("/{document_id:int}", sync_to_thread=True)
+    def document(
+        self,
+        document_id: DocumentId,
+        service: DocumentService,
+        message: Annotated[str | None, Parameter(max_length=300)] = None,
+    ) -> Template:
+        document, pages = service.document_with_pages(document_id)
+        context = {
+            "document": document,
+            "pages": pages,
+            "history": service.history(document_id),
+            "classes": service.predicted_classes(),
+            "message": message,
+        }
+        return Template(template_name="document.html", context=context)
+
+    @get("/{document_id:int}/page/{number:int}", sync_to_thread=True, media_type="image/png")
+    def page_image(
+        self,
+        document_id: DocumentId,
+        number: Annotated[int, Parameter(ge=1, le=10_000)],
+        service: DocumentService,
+    ) -> Response[bytes]:
+        return Response(service.page_image(document_id, number), media_type="image/png")
+
+    @post("/{document_id:int}/label", sync_to_thread=True)
+    def set_label(
+        self,
+        document_id: DocumentId,
+        data: Annotated[LabelForm, Form],
+        service: DocumentService,
+    ) -> Redirect:
+        try:
+            document = service.label(document_id, data.label, "review")
+        except InvalidRequest as error:
+            return _to_document(document_id, f"Label not set: {error}")
+        return _to_document(document_id, f"Labelled {document.label}.")
+
+    @post("/{document_id:int}/predict")
+    async def predict_now(self, document_id: DocumentId, context: ApiContext) -> Redirect:
+        served = context.served()
+        online = OnlineReading(slots=context.online_ocr_slots)
+        try:
+            result = await anyio.to_thread.run_sync(
+                lambda: context.service.predict(
+                    served.model.classifier,
+                    served.model.name,
+                    served.model.version,
+                    document_id,
+                    online,
+                )
+            )
+        except (LeftToPipeline, OcrBusy) as error:
+            return _to_document(document_id, str(error))
+        scored = result.scored
+        return _to_document(
+            document_id, f"Predicted {scored.predicted_class} ({scored.confidence:.2f})."
+        )
+
+    @post("/upload")
+    async def upload(
+        self, data: Annotated[ReviewUploadForm, Multipart], service: DocumentService
+    ) -> Redirect:
+        try:
+            result = await anyio.to_thread.run_sync(
+                lambda: ingest(
+                    cast(BinaryIO, data.file.file),
+                    data.file.filename or "unnamed",
+                    service.settings,
+                    service.store,
+                    data.label or None,
+                    label_source="review",
+                )
+            )
+        except RejectedDocument as error:
+            query = urlencode({"message": f"Not stored: {error.message}"})
+            return Redirect(f"/review?{query}", status_code=303)
+        finally:
+            await data.file.close()
+        said = "Already stored" if result.duplicate else "Stored"
+        return _to_document(result.document.id, f"{said}; the pipeline will read it.")
+
+    @get("/login", sync_to_thread=False)
+    def login_form(self) -> Template:
+        return Template(template_name="login.html", context={"message": None})
+
+    @post("/login", sync_to_thread=False)
+    def login(
+        self, data: Annotated[LoginForm, Form], settings: DocflowSettings, request: Request
+    ) -> Response[Any]:
+        if not valid_key(data.key, api_keys(settings)):
+            return Template(
+                template_name="login.html",
+                context={"message": "That key is not valid."},
+                status_code=401,
+            )
+        cookie = Cookie(
+            key=KEY_COOKIE,
+            value=data.key,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return Redirect("/review", status_code=303, cookies=[cookie])

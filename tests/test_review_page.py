@@ -1,0 +1,85 @@
+"""The review page in a real browser: Debian's chromium, headless, driven by Selenium against
+the API served on loopback with API keys on."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from docflow_assets.demo.render import render_document
+from docflow_assets.settings import DocflowSettings
+from tests.helpers import serve
+
+pytestmark = pytest.mark.integration
+KEY = "review-key"
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    driver_path = shutil.which("chromedriver")
+    assert driver_path, "make install provides Debian's chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.implicitly_wait(10)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_a_reviewer_signs_in_uploads_sees_the_prediction_and_relabels(
+    home_copy: DocflowSettings, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    data, extension, _ = render_document("invoice", 77, seed=9)
+    scan = tmp_path / f"new-invoice.{extension}"
+    scan.write_bytes(data)
+    settings = home_copy.model_copy(update={"api_keys": KEY})
+    with serve(settings) as base:
+        browser.get(f"{base}/review")
+        assert browser.current_url.endswith("/review/login")  # no key yet: the sign-in form
+        browser.find_element(By.NAME, "key").send_keys(KEY)
+        browser.find_element(By.CSS_SELECTOR, "#login button").click()
+        assert browser.find_element(By.ID, "documents")  # the list, signed in by cookie
+
+        browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(scan))
+        browser.find_element(By.CSS_SELECTOR, "#upload button").click()
+        assert "Stored" in browser.find_element(By.ID, "message").text
+        document_id = int(browser.current_url.split("/review/")[1].split("?")[0])
+        assert browser.find_element(By.ID, "status").text == "uploaded"
+        image = browser.find_element(By.CSS_SELECTOR, ".pages img")
+        assert browser.execute_script("return arguments[0].naturalWidth", image) > 0
+
+        browser.find_element(By.CSS_SELECTOR, "#predict-form button").click()
+        assert browser.find_element(By.ID, "prediction").text.startswith("invoice")
+        assert browser.find_element(By.ID, "status").text == "predicted"
+        assert "INVOICE" in browser.find_element(By.TAG_NAME, "pre").text.upper()
+
+        field = browser.find_element(By.CSS_SELECTOR, "#label-form input[name=label]")
+        field.clear()
+        field.send_keys("Receipt")
+        browser.find_element(By.CSS_SELECTOR, "#label-form button").click()
+        # The old page holds a #label too: wait for the answer's page.
+        WebDriverWait(browser, 10).until(
+            expected_conditions.text_to_be_present_in_element((By.ID, "message"), "Labelled")
+        )
+        assert browser.find_element(By.ID, "label").text == "receipt"
+
+        # The same record the JSON API reads, labelled from the page.
+        stored = httpx.get(f"{base}/document/{document_id}", headers={"X-API-Key": KEY}).json()
+        assert (stored["label"], stored["label_source"]) == ("receipt", "review")
+        browser.get(f"{base}/review?unlabelled=true")
+        listed = browser.find_element(By.ID, "documents").text
+        assert "new-invoice" not in listed
+        browser.get(f"{base}/review?status=predicted&unsure_first=true")
+        assert "new-invoice" in browser.find_element(By.ID, "documents").text
