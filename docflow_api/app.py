@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,10 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
+from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from sqlalchemy.exc import OperationalError
 from threadpoolctl import threadpool_limits
@@ -60,6 +63,21 @@ logger = logging.getLogger("docflow.api")
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 TEMPLATES = Path(__file__).parent / "templates"
+# Under /schema, which API keys leave open, like the docs pages that load them.
+DOCS_ASSETS = "/schema/assets"
+SWAGGER = f"{DOCS_ASSETS}/swagger-ui-dist"
+FAVICON = f"<link rel='icon' type='image/png' href='{SWAGGER}/favicon-32x32.png'>"
+
+
+def docs_assets_folder() -> Path:
+    """drf-spectacular-sidecar's static files (Swagger UI 5, ReDoc), found without importing
+    the package, which would import Django."""
+    spec = importlib.util.find_spec("drf_spectacular_sidecar")
+    assert spec is not None and spec.submodule_search_locations, "drf-spectacular-sidecar"
+    package = Path(next(iter(spec.submodule_search_locations)))
+    return package / "static" / "drf_spectacular_sidecar"
+
+
 BATCH_SLICE = 64
 
 
@@ -134,6 +152,9 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
             MetricsController,
             ReviewController,
             index,
+            create_static_files_router(
+                DOCS_ASSETS, [docs_assets_folder()], include_in_schema=False, name="docs-assets"
+            ),
         ],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         dependencies=provide(context),
@@ -160,6 +181,20 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
             title="Docflow API",
             version="0.1.0",
             path="/schema",
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                    css_url=f"{SWAGGER}/swagger-ui.css",
+                    standalone_preset_js_url=f"{SWAGGER}/swagger-ui-standalone-preset.js",
+                    favicon=FAVICON,
+                    path=["/", "/swagger"],
+                ),
+                RedocRenderPlugin(
+                    js_url=f"{DOCS_ASSETS}/redoc/bundles/redoc.standalone.js",
+                    google_fonts=False,
+                    favicon=FAVICON,
+                ),
+            ],
             description="Document OCR and classification: upload scans, read their text, "
             "predict their class, correct labels that train the next model.",
             components=Components(

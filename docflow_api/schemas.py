@@ -188,3 +188,13 @@ class PredictionPage(msgspec.Struct):
     total: int
     page: int
     page_size: int
+
+
+class DeletionResponse(msgspec.Struct):
+    """What went with a deleted document."""
+
+    document_id: int
+    ocr_rows: int
+    predictions: int
+    feature_rows: int
+    original: str

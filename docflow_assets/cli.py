@@ -19,7 +19,7 @@ from docflow_assets.settings import DocflowSettings
 console = Console()
 
 
-@click.group()
+@click.group(context_settings={"max_content_width": 120})
 def main() -> None:
     """Docflow: document OCR and classification."""
 
@@ -65,8 +65,9 @@ def ocr_files(
     output_format: str,
     workers: int | None,
 ) -> None:
-    """Read the text of FILES (PNG, JPEG, TIFF, PDF, ...; a folder stands for the files in it)
-    with the pipeline the assets use.
+    """Read the text of FILES with the pipeline the assets use.
+
+    PNG, JPEG, TIFF, PDF, ...; a folder stands for the files in it.
 
     Text goes to stdout, progress to stderr. Exit code 1 when any file could not be read.
     """
@@ -149,7 +150,9 @@ def ocr_files(
     help="Modes to compare (repeatable); default all. raw = Tesseract without preprocessing.",
 )
 def ocr_eval(folder: Path, modes: tuple[str, ...]) -> None:
-    """CER, WER, word F1 and pages/second of each OCR mode against ground truth.
+    """CER, WER, word F1 and speed of each OCR mode.
+
+    Measured against ground truth.
 
     FOLDER holds documents with NAME.gt.txt or NAME.txt beside them, or is a receipts folder
     (images/NAME.jpg with SROIE-style gt/NAME.csv: eight coordinates, then the line's text).
@@ -177,10 +180,15 @@ def ocr_eval(folder: Path, modes: tuple[str, ...]) -> None:
     for mode in OCR_MODES:
         if not modes or mode in modes:
             options[f"{mode} ({settings.ocr_preprocess})"] = replace(configured, mode=mode)
+    console.print(
+        f"{len(pairs)} documents x {len(options)} modes ({', '.join(options)}); EasyOCR takes "
+        "seconds a page on a CPU: --mode picks fewer",
+        style="dim",
+    )
     table = Table(title=f"OCR on {len(pairs)} documents in {folder}")
     for column in ("mode", "pages", "CER", "WER", "word F1", "pages/s"):
         table.add_column(column, justify="right")
-    for row in evaluate_modes(pairs, options):
+    for row in evaluate_modes(pairs, options, show_progress=True):
         table.add_row(
             row.mode,
             str(row.pages),
@@ -215,8 +223,9 @@ def migrate() -> None:
     "Labels: 1-64 letters, digits, _ or -. Ingesting again with a corrected CSV relabels.",
 )
 def ingest_command(folder: Path, labels: Path | None) -> None:
-    """Upload every file under FOLDER (sub-folders too), skipping duplicates (same path as the
-    API's upload)."""
+    """Upload every file under FOLDER (sub-folders too).
+
+    Duplicates are skipped; the same code path as the API's upload."""
     from docflow_assets.demo_run import ingest_labelled_folder
 
     report = ingest_labelled_folder(DocflowSettings(), folder, labels)
@@ -238,12 +247,34 @@ def ingest_command(folder: Path, labels: Path | None) -> None:
         raise SystemExit(1)
 
 
+@main.command("delete")
+@click.argument("document_id", type=click.IntRange(1))
+@click.confirmation_option(prompt="Delete the document, its file, text and predictions?")
+def delete_command(document_id: int) -> None:
+    """Delete a document with its file, text and predictions.
+
+    As DELETE /document/{id}. Its label leaves later training snapshots; snapshots already
+    taken, and models trained on them, keep what they hold."""
+    from docflow_assets.document_service import DocumentNotFound, DocumentService
+
+    settings = _settings_of_existing_home()
+    try:
+        report = DocumentService.from_settings(settings).delete(document_id)
+    except DocumentNotFound as error:
+        raise click.ClickException(str(error)) from error
+    console.print(
+        f"deleted document {report.document_id}: {report.ocr_rows} OCR rows, "
+        f"{report.predictions} predictions, {report.feature_rows} feature rows, {report.original}"
+    )
+
+
 @main.command("label")
 @click.argument("document_id", type=click.IntRange(1))
 @click.argument("label")
 def label_command(document_id: int, label: str) -> None:
-    """Set DOCUMENT_ID's label (what the next training snapshot learns), as PUT
-    /document/{id}/label does."""
+    """Set a document's label (what the next model learns).
+
+    As PUT /document/{id}/label does."""
     from docflow_assets.document_service import (
         DocumentNotFound,
         DocumentService,
@@ -264,7 +295,10 @@ def label_command(document_id: int, label: str) -> None:
 @click.option("--api-port", type=int, default=8000, show_default=True)
 @click.option("--timeout", type=float, default=1800, show_default=True)
 def demo(per_class: int, dagster_port: int, api_port: int, timeout: float) -> None:
-    """Render, ingest, let the sensor process, train, deploy, predict; leave the UIs running."""
+    """Run the whole pipeline on synthetic scans; leave the UIs up.
+
+    Renders a labelled corpus, ingests it, lets the sensors OCR and train, deploys, scores, and
+    starts the API; Dagster and the API keep running (`docflow stop`)."""
     from docflow_assets.demo_run import DemoFailed, DemoStack
 
     settings = DocflowSettings()
@@ -311,7 +345,9 @@ class ConsoleProgress:
 @main.command()
 @click.option("--name", default="docflow", show_default=True, help="Worker name (@host is added).")
 def worker(name: str) -> None:
-    """Run a Celery worker that executes pipeline steps (DOCFLOW_EXECUTOR=celery).
+    """Run a Celery worker that executes pipeline steps.
+
+    For DOCFLOW_EXECUTOR=celery.
 
     It takes one step at a time from DOCFLOW_CELERY_BROKER and acknowledges it only when done,
     so a worker killed mid-step gives the step back. OCR inside a step uses DOCFLOW_OCR_WORKERS
@@ -346,7 +382,7 @@ def worker(name: str) -> None:
 
 @main.command()
 def stop() -> None:
-    """Stop the Dagster and API processes that ``docflow demo`` started."""
+    """Stop the processes that `docflow demo` started."""
     from docflow_assets import services
 
     stopped = services.stop_all(DocflowSettings().resolved_home / "run")
@@ -355,7 +391,7 @@ def stop() -> None:
 
 @main.command()
 def train() -> None:
-    """Snapshot today's labels, train, and deploy if the gate passes; print the verdict.
+    """Snapshot the labels, train, deploy if the gate passes.
 
     Adds a training snapshot partition and runs train_model_job for it in this process against
     the home's Dagster instance, so the run, the partition and its checks show in the Dagster
@@ -457,8 +493,9 @@ def export(
     model_version: str | None,
     max_confidence: float | None,
 ) -> None:
-    """Write recorded predictions (with document, label and model) to a CSV or Parquet file,
-    the same rows as GET /predictions/export."""
+    """Write recorded predictions to a CSV or Parquet file.
+
+    One row each, with document, label and model: the rows of GET /predictions/export."""
     from docflow_assets.document_service import DocumentService
     from docflow_assets.store.repository import PredictionFilter
 
@@ -477,7 +514,9 @@ def export(
 
 @main.command()
 def info() -> None:
-    """Say which Docflow home and stores this shell uses (from DOCFLOW_* and DAGSTER_HOME)."""
+    """Show which Docflow home and stores this shell uses.
+
+    From DOCFLOW_* and DAGSTER_HOME; nothing is created."""
     settings = _settings_of_existing_home()
     table = Table(show_header=False)
     for name, value in (
@@ -520,7 +559,7 @@ def model_info() -> None:
 @model.command("rollback")
 @click.option("--to", "to_version", help="Version to serve (default: the one served before).")
 def model_rollback(to_version: str | None) -> None:
-    """Point the serving alias back at the previous (or a given) version."""
+    """Serve the previous (or a given) version again."""
     settings = _settings_of_existing_home()
     try:
         left, served = _registry(settings).rollback(settings.model_alias, to_version)

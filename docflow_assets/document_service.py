@@ -20,6 +20,7 @@ from docflow_assets.ingest import RejectedDocument, normalise_label
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
 from docflow_assets.ml.feature_store import (
     StoredFeatures,
+    drop_document_features,
     features_key,
     load_features,
     save_features,
@@ -52,6 +53,8 @@ from docflow_assets.store.repository import (
     all_predictions,
     batch_documents,
     claim_online_ocr,
+    day_status_counts,
+    delete_document,
     document_pages,
     document_texts,
     latest_predictions,
@@ -174,6 +177,15 @@ class ScoresReport:
     model_version: str
     by_class: dict[str, int]
     preview: list[Row]
+
+
+@dataclass(frozen=True)
+class DeletionReport:
+    document_id: int
+    ocr_rows: int
+    predictions: int
+    feature_rows: int
+    original: str  # the object key removed
 
 
 @dataclass(frozen=True)
@@ -432,6 +444,11 @@ class DocumentService:
             return 0.0, len(recent)
         return total_variation(class_distribution(recent), training), len(recent)
 
+    def day_counts(self, day: date) -> dict[str, int]:
+        """One upload day's documents by status: what a day partition holds, all batches."""
+        with session_scope(self.database) as session:
+            return day_status_counts(session, day)
+
     # -- online: one document inside a request ------------------------------------------------
 
     def text(self, document_id: int, online: OnlineReading = NO_LIMITS) -> tuple[str, bool]:
@@ -674,6 +691,22 @@ class DocumentService:
                 )
                 return buffer.getvalue()
         raise InvalidRequest(f"page {number} of document {document_id} cannot be read")
+
+    def delete(self, document_id: int) -> DeletionReport:
+        """Removes a document: its row, OCR text, predictions, feature rows and original. Its
+        label leaves every later training snapshot; snapshots already taken, and the models
+        trained on them, keep what they learned (a snapshot holds the text and the label)."""
+        with session_scope(self.database) as session:
+            document = session.get(Document, document_id)
+            if document is None:
+                raise DocumentNotFound(document_id)
+            key, day = document.storage_key, document.upload_date
+            ocr_rows, predictions = delete_document(session, document)
+        # The row goes first: were the store to fail now, an orphan file is left, never a
+        # document whose original is gone.
+        feature_rows = drop_document_features(self.store, day, document_id)
+        self.store.delete(key)
+        return DeletionReport(document_id, ocr_rows, predictions, feature_rows, key)
 
     def history(self, document_id: int) -> list[Prediction]:
         """Every prediction recorded for the document, oldest first."""

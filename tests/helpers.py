@@ -10,8 +10,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 import uvicorn
 from PIL import Image, ImageDraw
+from sqlalchemy import select
 
 from docflow_api.app import create_app
 from docflow_assets.settings import DocflowSettings
@@ -113,3 +115,52 @@ def server_log_records() -> Iterator[list[logging.LogRecord]]:
         for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(catch)
             logger.setLevel(level)
+
+
+def check_deletion(settings: DocflowSettings) -> None:
+    """Deletes one of two read, featurised and predicted documents through the service and
+    checks that all of it went, and nothing of the other."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from docflow_assets.document_service import DocumentNotFound, DocumentService
+    from docflow_assets.ingest import ingest
+    from docflow_assets.ml.feature_store import (
+        StoredFeatures,
+        features_key,
+        load_features,
+        save_features,
+    )
+    from docflow_assets.page_text import PageText
+    from docflow_assets.store.database import session_scope
+    from docflow_assets.store.models import Document, OcrResult, Prediction
+    from docflow_assets.store.repository import add_prediction, replace_ocr_results
+
+    service = DocumentService.from_settings(settings)
+    store = service.store
+    kept, doomed = (
+        ingest(io.BytesIO(page_png(f"deletion check {n}")), f"d{n}.png", settings, store).document
+        for n in range(2)
+    )
+    ids = [kept.id, doomed.id]
+    with session_scope(settings.resolved_database_url) as session:
+        for document_id in ids:
+            document = session.get(Document, document_id)
+            assert document is not None
+            replace_ocr_results(session, document, [PageText("cascade", "eng", [], 0.1, text="x")])
+            add_prediction(session, document_id, "m", "1", "memo", 0.9, {"memo": 0.9}, "batch")
+    key = features_key(kept.upload_date, ids)
+    save_features(store, key, StoredFeatures(ids, sp.csr_matrix(np.eye(2)), "1"))
+
+    report = service.delete(doomed.id)
+    assert (report.ocr_rows, report.predictions, report.feature_rows) == (1, 1, 1)
+    assert not store.exists(doomed.storage_key) and store.exists(kept.storage_key)
+    with session_scope(settings.resolved_database_url) as session:
+        assert session.get(Document, doomed.id) is None
+        for table in (OcrResult, Prediction):
+            owners = session.scalars(select(table.document_id).where(table.document_id.in_(ids)))
+            assert set(owners) == {kept.id}
+    remaining = load_features(store, key)
+    assert remaining.document_ids == [kept.id] and remaining.matrix.shape == (1, 2)
+    with pytest.raises(DocumentNotFound):
+        service.delete(doomed.id)

@@ -501,3 +501,18 @@ def test_predictions_are_listed_filtered_and_exported_as_csv_and_parquet(
     written = CliRunner().invoke(main, ["export", "--out", str(out), "--source", "batch"], env=env)
     assert written.exit_code == 0, written.output
     pd.testing.assert_frame_equal(pd.read_parquet(out), typed)
+
+
+def test_a_deleted_document_is_gone_from_every_route(client: TestClient) -> None:
+    stored = client.post("/upload", files={"file": ("gone.png", page_png("to be deleted"))}).json()
+    document_id = stored["id"]
+    assert client.post(f"/predict/document/{document_id}").status_code == 200
+    deleted = client.delete(f"/document/{document_id}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["predictions"] == 1 and deleted.json()["ocr_rows"] >= 1
+    for path in (f"/document/{document_id}", f"/document/{document_id}/file"):
+        assert client.get(path).status_code == 404
+    assert client.get(f"/prediction/history/{document_id}").status_code == 404
+    assert client.delete(f"/document/{document_id}").status_code == 404
+    listed = client.get("/predictions", params={"page_size": 500}).json()["items"]
+    assert document_id not in {item["document_id"] for item in listed}

@@ -81,3 +81,9 @@ def test_read_only_commands_say_which_home_and_never_create_one(
     shown = runner.invoke(main, ["info"])
     assert shown.exit_code == 0 and f"home {home}" in shown.output
     assert "database" in shown.output and "in_process" in shown.output
+
+
+def test_every_command_summary_is_shown_whole() -> None:
+    for group in ([], ["model"]):
+        listing = CliRunner().invoke(main, [*group, "--help"]).output.split("Commands:")[1]
+        assert "..." not in listing, listing  # Click cuts summaries that do not fit

@@ -14,7 +14,13 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import Document
 from docflow_assets.store.objects import LocalObjectStore
-from tests.helpers import encoded, page, pdf_of_huge_pages, pdf_promising_three_pages
+from tests.helpers import (
+    check_deletion,
+    encoded,
+    page,
+    pdf_of_huge_pages,
+    pdf_promising_three_pages,
+)
 
 
 @pytest.fixture
@@ -215,3 +221,7 @@ def test_folder_ingest_reads_sub_folders_relabels_from_a_corrected_csv_and_names
     assert relabel.exit_code == 0 and "bank_statement" in relabel.output
     refused = CliRunner().invoke(main, ["label", str(document_id), "no/slashes"], env=env)
     assert refused.exit_code == 1 and "must be 1-64 letters" in refused.output
+
+
+def test_a_document_is_deleted_whole_on_sqlite_and_a_folder(settings: DocflowSettings) -> None:
+    check_deletion(settings)

@@ -7,7 +7,7 @@ import pickle
 import random
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from docflow_assets.definitions import defs
 from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
 from docflow_assets.demo.render import RenderedDocument
+from docflow_assets.document_service import DocumentService
 from docflow_assets.ml.classifier import DocumentClassifier
 from docflow_assets.ml.gate import (
     GateThresholds,
@@ -372,7 +373,10 @@ def test_predictions_score_with_the_version_that_made_the_features(
     (materialization,) = scored.asset_materializations_for_node("predictions")
     assert materialization.metadata["model_version"].value == trained_home.model_version
     assert trained_home.model_version != newer_version
-    assert materialization.metadata["dagster/row_count"].value == len(holdout)
+    assert materialization.metadata["documents"].value == len(holdout)  # this batch
+    # The partition is the upload day: its row count is every predicted document of the day.
+    day = DocumentService.from_settings(home_copy).day_counts(date.fromisoformat(today_partition()))
+    assert materialization.metadata["dagster/row_count"].value == day["predicted"] > len(holdout)
 
 
 def test_a_manual_training_trains_on_todays_labels_even_with_none_new(

@@ -15,7 +15,7 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import get_engine, session_scope
 from docflow_assets.store.models import Document, OcrResult
 from docflow_assets.store.objects import S3ObjectStore, open_object_store
-from tests.helpers import encoded
+from tests.helpers import check_deletion, encoded
 from tests.servers import BUCKET, SeaweedS3, postgres_database, s3_credentials
 
 pytestmark = pytest.mark.integration
@@ -105,3 +105,7 @@ def test_ocr_assets_run_on_postgres_and_s3(production: DocflowSettings, tmp_path
         }
     assert set(texts) == set(ids)
     assert "INVOICE" in texts[ids[0]].upper()
+
+
+def test_a_document_is_deleted_whole_on_postgres_and_s3(production: DocflowSettings) -> None:
+    check_deletion(production)

@@ -83,3 +83,22 @@ def test_a_reviewer_signs_in_uploads_sees_the_prediction_and_relabels(
         assert "new-invoice" not in listed
         browser.get(f"{base}/review?status=predicted&unsure_first=true")
         assert "new-invoice" in browser.find_element(By.ID, "documents").text
+
+
+def test_the_api_docs_render_from_files_the_api_serves_itself(
+    home_copy: DocflowSettings, browser: webdriver.Chrome
+) -> None:
+    settings = home_copy.model_copy(update={"api_keys": KEY})
+    with serve(settings) as base:
+        for docs in ("swagger", "redoc"):
+            page = httpx.get(f"{base}/schema/{docs}").text
+            assert "/schema/assets/" in page and "https://" not in page, docs
+        # No key and no internet (this machine has none): Swagger UI still draws the API.
+        browser.get(f"{base}/schema/swagger")
+        WebDriverWait(browser, 20).until(
+            expected_conditions.text_to_be_present_in_element(
+                (By.CSS_SELECTOR, ".swagger-ui .info .title"), "Docflow API"
+            )
+        )
+        operations = browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+        assert "/predict/text" in {operation.text for operation in operations}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, BinaryIO, cast
 
 import anyio.to_thread
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
 from litestar.params import Body, Parameter
@@ -21,6 +21,7 @@ from docflow_api.dependencies import (
 from docflow_api.model_holder import ServedModel
 from docflow_api.routes.predictions import predict_stored
 from docflow_api.schemas import (
+    DeletionResponse,
     DocumentDetail,
     DocumentPage,
     HistoryItem,
@@ -138,6 +139,21 @@ class DocumentController(Controller):
             data,
             media_type=document.content_type,
             headers={"Content-Disposition": content_disposition(document.filename)},
+        )
+
+    @delete("/document/{document_id:int}", sync_to_thread=True, status_code=200)
+    def delete_document(
+        self, document_id: DocumentId, service: DocumentService
+    ) -> DeletionResponse:
+        """The document goes with its original, OCR text, predictions and feature rows; its
+        label leaves later training snapshots (those already taken keep it)."""
+        report = service.delete(document_id)
+        return DeletionResponse(
+            report.document_id,
+            report.ocr_rows,
+            report.predictions,
+            report.feature_rows,
+            report.original,
         )
 
     @put("/document/{document_id:int}/label", sync_to_thread=True)

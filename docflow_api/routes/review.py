@@ -143,6 +143,12 @@ class ReviewController(Controller):
             return _to_document(document_id, f"Label not set: {error}")
         return _to_document(document_id, f"Labelled {document.label}.")
 
+    @post("/{document_id:int}/delete", sync_to_thread=True)
+    def delete_document(self, document_id: DocumentId, service: DocumentService) -> Redirect:
+        report = service.delete(document_id)
+        query = urlencode({"message": f"Deleted document {report.document_id}."})
+        return Redirect(f"/review?{query}", status_code=303)
+
     @post("/{document_id:int}/predict")
     async def predict_now(self, document_id: DocumentId, context: ApiContext) -> Redirect:
         served = context.served()

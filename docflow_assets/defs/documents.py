@@ -21,7 +21,12 @@ from sqlalchemy.exc import OperationalError
 
 from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
-from docflow_assets.document_service import DRIFT_WINDOW, MIN_MEAN_CONFIDENCE
+from docflow_assets.document_service import (
+    DRIFT_WINDOW,
+    MIN_MEAN_CONFIDENCE,
+    READY_FOR_FEATURES,
+)
+from docflow_assets.store.models import DocumentStatus
 from docflow_assets.store.objects import StoreUnavailable
 
 MAX_EMPTY_TEXT_RATE = 0.2
@@ -71,11 +76,13 @@ def _markdown_preview(rows: Sequence[Mapping[str, object]]) -> MetadataValue:
 def raw_documents(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
 ) -> MaterializeResult:
-    report = docflow.service().check_originals(_day(context), config.document_ids)
+    service = docflow.service()
+    report = service.check_originals(_day(context), config.document_ids)
     return MaterializeResult(
         metadata={
             "documents": report.documents,
-            "dagster/row_count": report.documents,
+            # The partition is the day: its row count is every document of the day so far.
+            "dagster/row_count": sum(service.day_counts(_day(context)).values()),
             "pages": report.pages,
             "bytes": report.total_bytes,
             "missing_originals": len(report.missing),
@@ -115,7 +122,9 @@ def ocr_text(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
 ) -> MaterializeResult:
     settings = docflow.settings()
-    report = docflow.service().read(_day(context), config.document_ids)
+    service = docflow.service()
+    report = service.read(_day(context), config.document_ids)
+    day = service.day_counts(_day(context))
     context.log.info(
         f"OCR'd {report.pages} pages of {report.documents + len(report.failed)} documents "
         f"in {report.seconds:.1f}s"
@@ -123,7 +132,7 @@ def ocr_text(
     return MaterializeResult(
         metadata={
             "documents": report.documents,
-            "dagster/row_count": report.documents,
+            "dagster/row_count": sum(day.get(status, 0) for status in READY_FOR_FEATURES),
             "failed_documents": len(report.failed),
             "pages": report.pages,
             "mode": settings.ocr_mode,
@@ -229,7 +238,8 @@ def _drift_check(docflow: DocflowResource) -> AssetCheckResult:
 def predictions(
     context: AssetExecutionContext, config: DocumentBatch, docflow: DocflowResource
 ) -> MaterializeResult:
-    report = docflow.service().score(_day(context), config.document_ids)
+    service = docflow.service()
+    report = service.score(_day(context), config.document_ids)
     if report is None:
         context.log.warning("No features for this batch: no model was deployed to make them.")
         return MaterializeResult(
@@ -239,7 +249,8 @@ def predictions(
     return MaterializeResult(
         check_results=[_drift_check(docflow)],
         metadata={
-            "dagster/row_count": sum(report.by_class.values()),
+            "documents": sum(report.by_class.values()),
+            "dagster/row_count": service.day_counts(_day(context)).get(DocumentStatus.PREDICTED, 0),
             "model_name": report.model_name,
             "model_version": report.model_version,
             "by_class": report.by_class,

@@ -51,3 +51,18 @@ def load_features(store: ObjectStore, key: str) -> StoredFeatures:
             (saved["data"], saved["indices"], saved["indptr"]), shape=tuple(saved["shape"])
         )
         return StoredFeatures(saved["document_ids"].tolist(), matrix, str(saved["model_version"]))
+
+
+def drop_document_features(store: ObjectStore, upload_date: date, document_id: int) -> int:
+    """Removes a document's row from every feature file of its upload day; returns how many
+    rows went (a document read in more than one batch has one in each)."""
+    dropped = 0
+    for key in store.keys(f"features/{upload_date.isoformat()}/"):
+        stored = load_features(store, key)
+        if document_id not in stored.document_ids:
+            continue
+        keep = [i for i, found in enumerate(stored.document_ids) if found != document_id]
+        rows = [stored.document_ids[i] for i in keep]
+        save_features(store, key, StoredFeatures(rows, stored.matrix[keep], stored.model_version))
+        dropped += len(stored.document_ids) - len(keep)
+    return dropped

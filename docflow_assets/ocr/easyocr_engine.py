@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from functools import cache
 from typing import Any
 
@@ -68,9 +69,11 @@ class EasyOcrEngine:
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         words: list[Word] = []
         lines = []
-        for line, (points, text, confidence) in enumerate(
-            reader(easyocr_languages(language)).readtext(grey)
-        ):
+        with warnings.catch_warnings():
+            # EasyOCR's DataLoader asks for pinned memory on every call; there is no GPU to pin.
+            warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
+            found = reader(easyocr_languages(language)).readtext(grey)
+        for line, (points, text, confidence) in enumerate(found):
             xs = [int(p[0] / scale) for p in points]
             ys = [int(p[1] / scale) for p in points]
             box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))

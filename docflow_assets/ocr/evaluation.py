@@ -122,15 +122,17 @@ def ground_truth_pairs(folder: Path) -> list[tuple[Path, str]]:
 
 
 def evaluate_modes(
-    pairs: list[tuple[Path, str]], modes: dict[str, OcrOptions]
+    pairs: list[tuple[Path, str]], modes: dict[str, OcrOptions], show_progress: bool = False
 ) -> list[EvaluationRow]:
     """Corpus-level CER/WER (edits over reference length) and time of each OCR mode."""
+    from tqdm import tqdm
+
     rows = []
     for mode, options in modes.items():
         char_edits = char_total = word_edits = word_total = pages = 0
         counts = WordCounts()
         started = time.perf_counter()
-        for path, truth in pairs:
+        for path, truth in tqdm(pairs, desc=mode, unit="doc", disable=not show_progress):
             data = path.read_bytes()
             read = ocr_document(data, sniffed_content_type(data), options)
             pages += len(read)

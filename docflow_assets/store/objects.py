@@ -31,6 +31,8 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def keys(self, prefix: str) -> list[str]: ...
+
     def ping(self) -> None: ...
 
 
@@ -77,6 +79,17 @@ class LocalObjectStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def keys(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` (a folder: ``features/2026-11-28/``)."""
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            path.relative_to(self.root).as_posix()
+            for path in folder.rglob("*")
+            if path.is_file() and not path.name.startswith(".upload-")
+        )
 
     def ping(self) -> None:
         if not self.root.is_dir():
@@ -140,6 +153,18 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         with self._reachable():
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def keys(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, without the store's own prefix."""
+        own = f"{self.prefix}/" if self.prefix else ""
+        found = []
+        with self._reachable():
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            for page in pages:
+                found += [item["Key"].removeprefix(own) for item in page.get("Contents", [])]
+        return sorted(found)
 
     def ping(self) -> None:
         with self._reachable():

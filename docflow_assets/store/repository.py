@@ -399,3 +399,24 @@ def review_page(
 def prediction_classes(session: Session) -> list[str]:
     query = select(Prediction.predicted_class).distinct()
     return list(session.scalars(query.order_by(Prediction.predicted_class)))
+
+
+def day_status_counts(session: Session, upload_date: date) -> dict[str, int]:
+    """How many of one upload day's documents are in each status."""
+    rows = session.execute(
+        select(Document.status, func.count())
+        .where(Document.upload_date == upload_date)
+        .group_by(Document.status)
+    )
+    return {status: count for status, count in rows}
+
+
+def delete_document(session: Session, document: Document) -> tuple[int, int]:
+    """Removes a document with its OCR rows and predictions; returns how many of each."""
+    ocr_rows = session.execute(delete(OcrResult).where(OcrResult.document_id == document.id))
+    predicted = session.execute(delete(Prediction).where(Prediction.document_id == document.id))
+    session.delete(document)
+    return (
+        cast(CursorResult[Any], ocr_rows).rowcount,
+        cast(CursorResult[Any], predicted).rowcount,
+    )
