@@ -133,6 +133,8 @@ class LatestPrediction(msgspec.Struct):
 
 class ListedDocument(StoredDocument):
     latest_prediction: LatestPrediction | None
+    # With a search (q): where the words are in the OCR text, marked [like this].
+    snippet: str | None = None
 
 
 class DocumentPage(msgspec.Struct):

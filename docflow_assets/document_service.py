@@ -57,6 +57,7 @@ from docflow_assets.store.repository import (
     delete_document,
     document_pages,
     document_texts,
+    documents_by_id,
     latest_predictions,
     mark_failed,
     model_metrics,
@@ -68,6 +69,7 @@ from docflow_assets.store.repository import (
     release_online_ocr,
     replace_ocr_results,
     review_page,
+    search_text,
     set_label,
 )
 
@@ -627,6 +629,25 @@ class DocumentService:
             )
             latest = latest_predictions(session, [document.id for document in documents])
             return total, [(document, latest.get(document.id)) for document in documents]
+
+    def search(
+        self, query: str, page: int, page_size: int, status: str | None = None
+    ) -> tuple[int, list[tuple[Document, Prediction | None, str]]]:
+        """Documents whose OCR text holds every word of ``query``, best match first, each with
+        its latest prediction and a snippet; full-text search of the database (SQLite FTS5,
+        PostgreSQL text search)."""
+        with session_scope(self.database) as session:
+            matches = search_text(session, query)
+            snippets = dict(matches)
+            documents = {
+                document.id: document
+                for document in documents_by_id(session, list(snippets))
+                if not status or document.status == status
+            }
+            ranked = [document_id for document_id, _ in matches if document_id in documents]
+            shown = ranked[(page - 1) * page_size : page * page_size]
+            latest = latest_predictions(session, shown)
+            return len(ranked), [(documents[i], latest.get(i), snippets[i]) for i in shown]
 
     def predictions(
         self, where: PredictionFilter, page: int, page_size: int

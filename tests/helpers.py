@@ -164,3 +164,45 @@ def check_deletion(settings: DocflowSettings) -> None:
     assert remaining.document_ids == [kept.id] and remaining.matrix.shape == (1, 2)
     with pytest.raises(DocumentNotFound):
         service.delete(doomed.id)
+
+
+def check_search(settings: DocflowSettings) -> None:
+    """Full-text search over OCR text: every word must match, the better match first, with a
+    snippet; operators in the query are words, not syntax; a re-read or deleted document's
+    old text is not found."""
+    from docflow_assets.document_service import DocumentService
+    from docflow_assets.ingest import ingest
+    from docflow_assets.page_text import PageText
+    from docflow_assets.store.database import session_scope
+    from docflow_assets.store.models import Document
+    from docflow_assets.store.repository import replace_ocr_results
+
+    service = DocumentService.from_settings(settings)
+    texts = {
+        "water": "Northwind water utility bill. Water usage 42 m3. Water charges due",
+        "invoice": "Invoice from Northwind Traders for paper and ink",
+        "letter": "Dear Anna, thank you for the water colours. Yours, Ben",
+    }
+    ids = {}
+    for name, content in texts.items():
+        data = page_png(f"search check {name}")
+        document = ingest(io.BytesIO(data), f"{name}.png", settings, service.store).document
+        with session_scope(settings.resolved_database_url) as session:
+            row = session.get(Document, document.id)
+            assert row is not None
+            replace_ocr_results(session, row, [PageText("cascade", "eng", [], 0.1, text=content)])
+        ids[name] = document.id
+
+    total, found = service.search("water", 1, 10)
+    ranked = [document.id for document, _, _ in found]
+    assert total == 2 and ranked == [ids["water"], ids["letter"]]  # three mentions beat one
+    assert "[water]" in found[0][2].lower()
+    assert [d.id for d, _, _ in service.search("northwind water", 1, 10)[1]] == [ids["water"]]
+    assert service.search('ink OR "water', 1, 10)[0] == 0  # OR and the quote are plain words
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(Document, ids["letter"])
+        assert row is not None
+        replace_ocr_results(session, row, [PageText("cascade", "eng", [], 0.1, text="Dear Ben")])
+    assert [d.id for d, _, _ in service.search("water", 1, 10)[1]] == [ids["water"]]
+    service.delete(ids["water"])
+    assert service.search("water", 1, 10)[0] == 0

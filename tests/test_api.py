@@ -516,3 +516,19 @@ def test_a_deleted_document_is_gone_from_every_route(client: TestClient) -> None
     assert client.delete(f"/document/{document_id}").status_code == 404
     listed = client.get("/predictions", params={"page_size": 500}).json()["items"]
     assert document_id not in {item["document_id"] for item in listed}
+
+
+def test_documents_are_found_by_the_words_of_their_text(
+    client: TestClient, trained_home: TrainedHome
+) -> None:
+    found = client.get("/documents", params={"q": "invoice", "page_size": 500}).json()
+    assert found["total"] >= 1 and len(found["items"]) == found["total"]
+    for item in found["items"]:
+        assert "[invoice]" in item["snippet"].lower()
+        text = client.get(f"/document/{item['id']}").json()["text"]
+        assert "invoice" in text.lower()
+    holdout_invoices = {i for i, label in trained_home.holdout.items() if label == "invoice"}
+    assert holdout_invoices <= {item["id"] for item in found["items"]}
+    assert client.get("/documents", params={"q": "zyxwvutsrq"}).json()["total"] == 0
+    page = client.get("/review", params={"q": "invoice"})
+    assert page.status_code == 200 and "[invoice]" in page.text.lower()

@@ -16,6 +16,7 @@ from docflow_assets.store.models import Document
 from docflow_assets.store.objects import LocalObjectStore
 from tests.helpers import (
     check_deletion,
+    check_search,
     encoded,
     page,
     pdf_of_huge_pages,
@@ -225,3 +226,7 @@ def test_folder_ingest_reads_sub_folders_relabels_from_a_corrected_csv_and_names
 
 def test_a_document_is_deleted_whole_on_sqlite_and_a_folder(settings: DocflowSettings) -> None:
     check_deletion(settings)
+
+
+def test_ocr_text_is_searched_with_sqlite_fts5(settings: DocflowSettings) -> None:
+    check_search(settings)

@@ -39,6 +39,7 @@ from docflow_api.security import content_disposition
 from docflow_assets.document_service import DocumentService
 from docflow_assets.ingest import IngestResult, RejectedDocument, ingest
 from docflow_assets.ocr.engines import check_languages
+from docflow_assets.store.models import Document, Prediction
 
 REJECTION_STATUS = {"too_large": 413, "too_many_pixels": 413, "unsupported_type": 415}
 Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
@@ -68,6 +69,24 @@ async def _ingest_upload(
         await form.file.close()
     metrics.UPLOADS.labels("duplicate" if result.duplicate else "stored").inc()
     return result
+
+
+def _listed(
+    document: Document, latest: Prediction | None, snippet: str | None = None
+) -> ListedDocument:
+    return ListedDocument(
+        **stored_fields(document),
+        latest_prediction=None
+        if latest is None
+        else LatestPrediction(
+            latest.predicted_class,
+            latest.confidence,
+            latest.model_version,
+            latest.source,
+            as_utc(latest.created_at),
+        ),
+        snippet=snippet,
+    )
 
 
 class DocumentController(Controller):
@@ -170,23 +189,21 @@ class DocumentController(Controller):
         page_size: Annotated[int, Parameter(ge=1, le=500)] = 50,
         status: Annotated[str | None, Parameter(max_length=16)] = None,
         label: Annotated[str | None, Parameter(max_length=64)] = None,
+        q: Annotated[
+            str | None,
+            Parameter(
+                max_length=200,
+                description="Full-text search of the OCR text: documents holding every word, "
+                "best match first, each with a snippet.",
+            ),
+        ] = None,
     ) -> DocumentPage:
-        total, listed = service.documents(page, page_size, status, label)
-        items = [
-            ListedDocument(
-                **stored_fields(document),
-                latest_prediction=None
-                if latest is None
-                else LatestPrediction(
-                    latest.predicted_class,
-                    latest.confidence,
-                    latest.model_version,
-                    latest.source,
-                    as_utc(latest.created_at),
-                ),
-            )
-            for document, latest in listed
-        ]
+        if q:
+            total, found = service.search(q, page, page_size, status)
+            items = [_listed(document, latest, snippet) for document, latest, snippet in found]
+        else:
+            total, listed = service.documents(page, page_size, status, label)
+            items = [_listed(document, latest) for document, latest in listed]
         return DocumentPage(items, total, page, page_size)
 
     @get("/prediction/history/{document_id:int}", sync_to_thread=True)

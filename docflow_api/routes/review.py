@@ -26,7 +26,7 @@ from docflow_assets.document_service import (
 )
 from docflow_assets.ingest import RejectedDocument, ingest
 from docflow_assets.settings import DocflowSettings
-from docflow_assets.store.models import DocumentStatus
+from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from docflow_assets.store.repository import ReviewFilter
 
 PAGE_SIZE = 50
@@ -71,6 +71,7 @@ class ReviewController(Controller):
         unsure_first: bool = False,
         page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,
         message: Annotated[str | None, Parameter(max_length=300)] = None,
+        q: Annotated[str | None, Parameter(max_length=200)] = None,
     ) -> Template:
         where = ReviewFilter(
             status=status or None,
@@ -78,8 +79,15 @@ class ReviewController(Controller):
             predicted_class=predicted_class or None,
             unsure_first=unsure_first,
         )
-        total, rows = service.review(where, page, PAGE_SIZE)
+        rows: list[tuple[Document, Prediction | None, str | None]]
+        if q:
+            total, found = service.search(q, page, PAGE_SIZE, where.status)
+            rows = list(found)
+        else:
+            total, listed = service.review(where, page, PAGE_SIZE)
+            rows = [(document, prediction, None) for document, prediction in listed]
         chosen = {
+            "q": q or "",
             "status": where.status or "",
             "predicted_class": where.predicted_class or "",
             "unlabelled": "true" if unlabelled else "",
@@ -101,6 +109,7 @@ class ReviewController(Controller):
             "classes": service.predicted_classes(),
             "threshold": settings.confidence_threshold,
             "message": message,
+            "query": q or "",
         }
         return Template(template_name="list.html", context=context)
 

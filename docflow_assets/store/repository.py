@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, delete, func, or_, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from docflow_assets.page_text import PageText
@@ -123,6 +125,8 @@ def replace_ocr_results(session: Session, document: Document, pages: Sequence[Pa
         )
     document.status = DocumentStatus.OCR_DONE
     document.status_reason = None
+    session.flush()
+    _index_text(session, document.id)
 
 
 def document_texts(
@@ -413,6 +417,8 @@ def day_status_counts(session: Session, upload_date: date) -> dict[str, int]:
 
 def delete_document(session: Session, document: Document) -> tuple[int, int]:
     """Removes a document with its OCR rows and predictions; returns how many of each."""
+    if _is_sqlite(session):
+        session.execute(sql("DELETE FROM ocr_search WHERE document_id = :id"), {"id": document.id})
     ocr_rows = session.execute(delete(OcrResult).where(OcrResult.document_id == document.id))
     predicted = session.execute(delete(Prediction).where(Prediction.document_id == document.id))
     session.delete(document)
@@ -420,3 +426,62 @@ def delete_document(session: Session, document: Document) -> tuple[int, int]:
         cast(CursorResult[Any], ocr_rows).rowcount,
         cast(CursorResult[Any], predicted).rowcount,
     )
+
+
+# Most matches one search ranks; past it, a query is too broad to page through anyway.
+MAX_SEARCH_MATCHES = 5000
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _index_text(session: Session, document_id: int) -> None:
+    """SQLite's FTS5 table follows the document's OCR rows (PostgreSQL indexes them itself)."""
+    if not _is_sqlite(session):
+        return
+    session.execute(sql("DELETE FROM ocr_search WHERE document_id = :id"), {"id": document_id})
+    session.execute(
+        sql(
+            "INSERT INTO ocr_search (text, document_id) "
+            "SELECT text, document_id FROM ocr_results WHERE document_id = :id"
+        ),
+        {"id": document_id},
+    )
+
+
+def search_text(session: Session, query: str) -> list[tuple[int, str]]:
+    """Documents whose OCR text holds every word of ``query``, best match first, each with a
+    snippet around the words (marked ``[...]``)."""
+    words = [word for word in re.findall(r"\w+", query) if word]
+    if not words:
+        return []
+    if _is_sqlite(session):
+        # Each word quoted: FTS5 would read AND, OR, NEAR, * and quotes as its own syntax.
+        match = " ".join('"' + word + '"' for word in words)
+        rows = session.execute(
+            sql(
+                "SELECT document_id, snippet(ocr_search, 0, '[', ']', '...', 12) "
+                "FROM ocr_search WHERE ocr_search MATCH :match ORDER BY rank LIMIT :limit"
+            ),
+            {"match": match, "limit": MAX_SEARCH_MATCHES},
+        )
+    else:
+        rows = session.execute(
+            sql(
+                "SELECT document_id, ts_headline('simple', text, query, "
+                "'StartSel=[, StopSel=], MaxWords=14, MinWords=6') "
+                "FROM ocr_results, plainto_tsquery('simple', :words) AS query "
+                "WHERE to_tsvector('simple', text) @@ query "
+                "ORDER BY ts_rank(to_tsvector('simple', text), query) DESC LIMIT :limit"
+            ),
+            {"words": " ".join(words), "limit": MAX_SEARCH_MATCHES},
+        )
+    best: dict[int, str] = {}
+    for document_id, snippet in rows:
+        best.setdefault(int(document_id), str(snippet))
+    return list(best.items())
+
+
+def documents_by_id(session: Session, document_ids: Sequence[int]) -> list[Document]:
+    return list(session.scalars(select(Document).where(Document.id.in_(document_ids))))
