@@ -22,9 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from docflow_assets import services
 from docflow_assets.defs.sensors import batch_run_config
 from docflow_assets.demo.content import DOCUMENT_CLASSES
 from docflow_assets.demo.render import render_document
@@ -76,20 +74,6 @@ def tesseract_seconds(pages: list[Path]) -> float:
         env={**os.environ, "OMP_THREAD_LIMIT": "1"},
     )
     return time.perf_counter() - started
-
-
-@contextmanager
-def rabbitmq_vhost() -> Iterator[str]:
-    name = f"docflow-bench-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-        check=True,
-    )
-    try:
-        yield f"pyamqp://guest@127.0.0.1:5672/{name}"
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
 
 
 def docflow_seconds(pages: Path, root: Path, workers: int, batch_size: int, broker: str) -> float:
@@ -141,19 +125,9 @@ def docflow_seconds(pages: Path, root: Path, workers: int, batch_size: int, brok
             config.write_text(json.dumps(batch_run_config(batch)))
             running.append(
                 subprocess.Popen(
-                    [
-                        str(BIN / "dagster"),
-                        "job",
-                        "execute",
-                        "-m",
-                        "docflow_assets.definitions",
-                        "-j",
-                        "process_documents_job",
-                        "-c",
-                        str(config),
-                        "--tags",
-                        json.dumps({"dagster/partition": partition}),
-                    ],
+                    services.job_command(
+                        "process_documents_job", config, {"dagster/partition": partition}
+                    ),
                     env=env,
                     stdout=(root / f"run{number}.log").open("wb"),
                     stderr=subprocess.STDOUT,
@@ -188,7 +162,7 @@ def main() -> None:
     console.print(f"{len(pages)} one-page documents of {size[0]}x{size[1]} px in {root}")
     baseline = tesseract_seconds(pages)
     rows = {"xargs -P2 tesseract --psm 3": baseline}
-    with rabbitmq_vhost() as broker:
+    with services.rabbitmq_vhost("docflow-bench") as broker:
         for workers, name in ((0, "in process"), (1, "1 Celery worker"), (2, "2 Celery workers")):
             rows[f"Docflow, steps {name}"] = docflow_seconds(
                 root / "pages", root / f"docflow-{workers}", workers, args.batch_size, broker

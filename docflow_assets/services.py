@@ -1,13 +1,18 @@
-"""Start and stop the local Dagster and API processes the demo leaves running."""
+"""Start and stop local processes: the Dagster and API servers the demo leaves running, runs
+as processes of their own, and a throw-away broker for Celery workers."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +105,37 @@ def api_service(port: int) -> Service:
         ],
         f"http://127.0.0.1:{port}/health",
     )
+
+
+def job_command(job: str, run_config: Path, tags: dict[str, str]) -> list[str]:
+    """A run of ``job`` of the Docflow code location as a process of its own (`dagster job
+    execute`): the process is the run worker, which with Celery hands the steps on."""
+    return [
+        str(Path(sys.executable).parent / "dagster"),
+        "job",
+        "execute",
+        "-m",
+        "docflow_assets.definitions",
+        "-j",
+        job,
+        "-c",
+        str(run_config),
+        "--tags",
+        json.dumps(tags),
+    ]
+
+
+@contextmanager
+def rabbitmq_vhost(prefix: str) -> Iterator[str]:
+    """A throw-away virtual host on the local RabbitMQ (``rabbitmqctl``), as a broker URL:
+    queues of its own, deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+    )
+    try:
+        yield f"pyamqp://guest@127.0.0.1:5672/{name}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)

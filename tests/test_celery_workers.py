@@ -9,9 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -21,6 +19,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 from sqlalchemy import func, select
 
+from docflow_assets import services
 from docflow_assets.defs.sensors import batch_run_config
 from docflow_assets.demo.render import render_document
 from docflow_assets.ingest import ingest
@@ -49,19 +48,7 @@ class CeleryStack:
         config.write_text(json.dumps(batch_run_config(document_ids)))
         partition = datetime.now(UTC).date().isoformat()
         return subprocess.Popen(
-            [
-                str(BIN / "dagster"),
-                "job",
-                "execute",
-                "-m",
-                "docflow_assets.definitions",
-                "-j",
-                "process_documents_job",
-                "-c",
-                str(config),
-                "--tags",
-                json.dumps({"dagster/partition": partition}),
-            ],
+            services.job_command("process_documents_job", config, {"dagster/partition": partition}),
             env=self.env,
             stdout=(self.folder / f"run-{document_ids[0]}.log").open("wb"),
             stderr=subprocess.STDOUT,
@@ -85,28 +72,14 @@ class CeleryStack:
         return workers
 
 
-@contextmanager
-def rabbitmq_vhost() -> Iterator[str]:
-    name = f"docflow-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-        check=True,
-    )
-    try:
-        yield name
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[CeleryStack]:
     assert shutil.which("rabbitmqctl"), "RabbitMQ (.ci/run starts it) is the broker"
-    with rabbitmq_vhost() as vhost:
-        yield from _stack(tmp_path, vhost)
+    with services.rabbitmq_vhost("docflow-test") as broker:
+        yield from _stack(tmp_path, broker)
 
 
-def _stack(tmp_path: Path, vhost: str) -> Iterator[CeleryStack]:
+def _stack(tmp_path: Path, broker: str) -> Iterator[CeleryStack]:
     home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -121,7 +94,7 @@ def _stack(tmp_path: Path, vhost: str) -> Iterator[CeleryStack]:
         "DOCFLOW_HOME": str(home),
         "DAGSTER_HOME": str(dagster_home),
         "DOCFLOW_EXECUTOR": "celery",
-        "DOCFLOW_CELERY_BROKER": f"pyamqp://guest@127.0.0.1:5672/{vhost}",
+        "DOCFLOW_CELERY_BROKER": broker,
         "DOCFLOW_OCR_MODE": "tesseract",
         "DOCFLOW_OCR_WORKERS": "1",
         "OMP_THREAD_LIMIT": "1",

@@ -45,9 +45,11 @@ REJECTION_STATUS = {"too_large": 413, "too_many_pixels": 413, "unsupported_type"
 Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
 
 
-async def _ingest_upload(
-    service: DocumentService, form: UploadForm | UploadAndPredictForm
+async def ingest_upload(
+    service: DocumentService, form: UploadForm | UploadAndPredictForm, label_source: str = "api"
 ) -> IngestResult:
+    """Stores an uploaded file (the same ``ingest`` as the CLI's); a rejected file is an
+    ``HTTPException`` naming why, with nothing stored."""
     try:
         result = await anyio.to_thread.run_sync(
             lambda: ingest(
@@ -55,8 +57,8 @@ async def _ingest_upload(
                 form.file.filename or "unnamed",
                 service.settings,
                 service.store,
-                form.label,
-                label_source="api",
+                form.label or None,
+                label_source=label_source,
             )
         )
     except RejectedDocument as error:
@@ -96,7 +98,7 @@ class DocumentController(Controller):
     async def upload(
         self, data: Annotated[UploadForm, Multipart], service: DocumentService
     ) -> Response[UploadResponse]:
-        result = await _ingest_upload(service, data)
+        result = await ingest_upload(service, data)
         return Response(
             upload_response(result.document, result.duplicate),
             status_code=200 if result.duplicate else 201,
@@ -115,7 +117,7 @@ class DocumentController(Controller):
         language = (data.ocr_language or "").strip() or None
         if language is not None:
             check_languages(language)  # refused before anything is stored
-        result = await _ingest_upload(context.service, data)
+        result = await ingest_upload(context.service, data)
         document_id = result.document.id
         prediction = await predict_stored(
             context,

@@ -5,26 +5,27 @@ every change goes through the same service calls as the JSON routes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, BinaryIO, cast
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie, UploadFile
+from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 
 from docflow_api.dependencies import ApiContext, DocumentId
+from docflow_api.routes.documents import ingest_upload
+from docflow_api.routes.predictions import predict_stored
+from docflow_api.schemas import UploadForm
 from docflow_api.security import KEY_COOKIE, api_keys, valid_key
 from docflow_assets.document_service import (
     DocumentService,
     InvalidRequest,
     LeftToPipeline,
     OcrBusy,
-    OnlineReading,
 )
-from docflow_assets.ingest import RejectedDocument, ingest
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from docflow_assets.store.repository import ReviewFilter
@@ -35,12 +36,6 @@ PAGE_SIZE = 50
 @dataclass
 class LabelForm:
     label: str
-
-
-@dataclass
-class ReviewUploadForm:
-    file: UploadFile
-    label: str | None = None
 
 
 @dataclass
@@ -159,46 +154,28 @@ class ReviewController(Controller):
         return Redirect(f"/review?{query}", status_code=303)
 
     @post("/{document_id:int}/predict")
-    async def predict_now(self, document_id: DocumentId, context: ApiContext) -> Redirect:
-        served = context.served()
-        online = OnlineReading(slots=context.online_ocr_slots)
+    async def predict_now(
+        self, document_id: DocumentId, context: ApiContext, request: Request
+    ) -> Redirect:
         try:
-            result = await anyio.to_thread.run_sync(
-                lambda: context.service.predict(
-                    served.model.classifier,
-                    served.model.name,
-                    served.model.version,
-                    document_id,
-                    online,
-                )
+            prediction = await predict_stored(
+                context, context.served(), request, document_id, None, False
             )
         except (LeftToPipeline, OcrBusy) as error:
             return _to_document(document_id, str(error))
-        scored = result.scored
         return _to_document(
-            document_id, f"Predicted {scored.predicted_class} ({scored.confidence:.2f})."
+            document_id, f"Predicted {prediction.predicted_class} ({prediction.confidence:.2f})."
         )
 
     @post("/upload")
     async def upload(
-        self, data: Annotated[ReviewUploadForm, Multipart], service: DocumentService
+        self, data: Annotated[UploadForm, Multipart], service: DocumentService
     ) -> Redirect:
         try:
-            result = await anyio.to_thread.run_sync(
-                lambda: ingest(
-                    cast(BinaryIO, data.file.file),
-                    data.file.filename or "unnamed",
-                    service.settings,
-                    service.store,
-                    data.label or None,
-                    label_source="review",
-                )
-            )
-        except RejectedDocument as error:
-            query = urlencode({"message": f"Not stored: {error.message}"})
+            result = await ingest_upload(service, data, label_source="review")
+        except HTTPException as error:
+            query = urlencode({"message": f"Not stored: {error.detail}"})
             return Redirect(f"/review?{query}", status_code=303)
-        finally:
-            await data.file.close()
         said = "Already stored" if result.duplicate else "Stored"
         return _to_document(result.document.id, f"{said}; the pipeline will read it.")
 
