@@ -13,6 +13,7 @@ from docflow_assets.document_service import (
     DocumentNotFound,
     InvalidRequest,
     LeftToPipeline,
+    OriginalExpired,
     OriginalMissing,
 )
 from docflow_assets.ocr.engines import UnsupportedLanguage
@@ -79,13 +80,21 @@ def domain_error(request: Request, error: Exception) -> Response[dict[str, Any]]
         return _client_fault(404, error)
     if isinstance(error, OriginalMissing):
         return _client_fault(409, error)
+    if isinstance(error, OriginalExpired):
+        return _client_fault(410, error)
     if isinstance(error, UnsupportedLanguage):
         return _client_fault(422, error)
     assert isinstance(error, InvalidRequest)
     return _client_fault(400, error)
 
 
-DOMAIN_ERRORS = (DocumentNotFound, OriginalMissing, UnsupportedLanguage, InvalidRequest)
+DOMAIN_ERRORS = (
+    DocumentNotFound,
+    OriginalMissing,
+    OriginalExpired,
+    UnsupportedLanguage,
+    InvalidRequest,
+)
 
 
 def login_required(request: Request, error: Exception) -> Response[Any]:

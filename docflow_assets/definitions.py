@@ -10,6 +10,7 @@ from docflow_assets.defs.resources import (
     io_manager_for,
     mlflow_tracking_resource,
 )
+from docflow_assets.defs.retention import retention_job, retention_schedule
 from docflow_assets.defs.sensors import (
     failed_documents_sensor,
     new_uploads_sensor,
@@ -27,7 +28,8 @@ defs = Definitions(
         document_classifier,
         deployed_model,
     ],
-    jobs=[process_documents_job, score_documents_job, train_model_job],
+    jobs=[process_documents_job, score_documents_job, train_model_job, retention_job],
+    schedules=[retention_schedule],
     sensors=[
         new_uploads_sensor,
         failed_documents_sensor,

@@ -61,6 +61,7 @@ from docflow_assets.store.repository import (
     latest_predictions,
     mark_failed,
     model_metrics,
+    originals_past_retention,
     page_of_documents,
     page_of_predictions,
     prediction_classes,
@@ -94,6 +95,16 @@ class OriginalMissing(LookupError):
 
     def __init__(self, document_id: int) -> None:
         super().__init__(f"original file of document {document_id} is missing")
+
+
+class OriginalExpired(LookupError):
+    """The retention period removed the document's original (its text and predictions stay)."""
+
+    def __init__(self, document_id: int, when: datetime) -> None:
+        super().__init__(
+            f"the original file of document {document_id} was deleted on {when:%Y-%m-%d} after "
+            "the retention period (DOCFLOW_RETENTION_DAYS); its text and predictions are kept"
+        )
 
 
 class InvalidRequest(ValueError):
@@ -481,6 +492,8 @@ class DocumentService:
                 if document_id in stored and online.language is None:
                     return stored[document_id], False
                 key, content_type = document.storage_key, document.content_type
+                if document.original_deleted_at is not None:
+                    raise OriginalExpired(document_id, document.original_deleted_at)
                 if document.pages > settings.online_max_pages:
                     raise LeftToPipeline(
                         document_id,
@@ -596,6 +609,8 @@ class DocumentService:
     def original(self, document_id: int) -> tuple[Document, bytes]:
         """The document and its file as uploaded."""
         document = self.document(document_id)
+        if document.original_deleted_at is not None:
+            raise OriginalExpired(document_id, document.original_deleted_at)
         try:
             return document, self.store.get_bytes(document.storage_key)
         except ObjectNotFound as missing:
@@ -728,6 +743,19 @@ class DocumentService:
         feature_rows = drop_document_features(self.store, day, document_id)
         self.store.delete(key)
         return DeletionReport(document_id, ocr_rows, predictions, feature_rows, key)
+
+    def expire_originals(self, now: datetime, limit: int = 10_000) -> list[int]:
+        """Deletes the original files of processed documents older than ``retention_days``
+        (none while it is unset); returns their ids. Text, predictions and labels stay."""
+        days = self.settings.retention_days
+        if days is None:
+            return []
+        with session_scope(self.database) as session:
+            expired = originals_past_retention(session, now - timedelta(days=days), limit)
+            for document in expired:
+                self.store.delete(document.storage_key)
+                document.original_deleted_at = now
+            return [document.id for document in expired]
 
     def history(self, document_id: int) -> list[Prediction]:
         """Every prediction recorded for the document, oldest first."""

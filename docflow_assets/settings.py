@@ -118,6 +118,12 @@ class DocflowSettings(BaseSettings):
         description="Time one request's OCR may take; past it the reading stops (Tesseract "
         "mid-page) and the document is left to the pipeline (202).",
     )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Days after upload when a processed document's original file is deleted "
+        "(daily, by retention_schedule); its text, predictions and label stay. Unset: kept.",
+    )
     dagster_ui_url: str = Field(
         default="http://127.0.0.1:3000",
         description="Where the API's front page links the Dagster UI.",

@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -206,3 +206,50 @@ def check_search(settings: DocflowSettings) -> None:
     assert [d.id for d, _, _ in service.search("water", 1, 10)[1]] == [ids["water"]]
     service.delete(ids["water"])
     assert service.search("water", 1, 10)[0] == 0
+
+
+def check_retention(
+    settings: DocflowSettings, expire: Callable[[DocflowSettings], int] | None = None
+) -> list[int]:
+    """Originals of processed documents past the retention period go, nothing else, once;
+    ``expire`` applies the period (the service's call by default; a Dagster run, say) and
+    says how many went. Returns the ids of a kept and an expired original."""
+    from datetime import UTC, datetime, timedelta
+
+    from docflow_assets.document_service import DocumentService, OriginalExpired
+    from docflow_assets.ingest import ingest
+    from docflow_assets.page_text import PageText
+    from docflow_assets.store.database import session_scope
+    from docflow_assets.store.models import Document, DocumentStatus
+    from docflow_assets.store.repository import replace_ocr_results
+
+    kept_for = settings.model_copy(update={"retention_days": 30})
+    service = DocumentService.from_settings(kept_for)
+    now = datetime.now(UTC)
+    ids = {}
+    for name, age_days, processed in (("old", 40, True), ("waiting", 40, False), ("new", 5, True)):
+        data = page_png(f"retention check {name}")
+        document = ingest(io.BytesIO(data), f"{name}.png", kept_for, service.store).document
+        with session_scope(kept_for.resolved_database_url) as session:
+            row = session.get(Document, document.id)
+            assert row is not None
+            row.uploaded_at = now - timedelta(days=age_days)
+            if processed:
+                replace_ocr_results(session, row, [PageText("cascade", "eng", [], 0.1, text=name)])
+                row.status = DocumentStatus.PREDICTED
+        ids[name] = document.id
+
+    assert DocumentService.from_settings(settings).expire_originals(now) == []  # unset: kept
+    if expire is None:
+        assert service.expire_originals(now) == [ids["old"]]
+    else:
+        assert expire(kept_for) == 1
+    assert service.expire_originals(now) == []  # once
+    stored = {
+        name: service.store.exists(service.document(i).storage_key) for name, i in ids.items()
+    }
+    assert stored == {"old": False, "waiting": True, "new": True}
+    with pytest.raises(OriginalExpired, match="retention period"):
+        service.original(ids["old"])
+    assert service.text(ids["old"]) == ("old", False)  # the text stays
+    return [ids["new"], ids["old"]]

@@ -16,6 +16,7 @@ from docflow_assets.store.models import Document
 from docflow_assets.store.objects import LocalObjectStore
 from tests.helpers import (
     check_deletion,
+    check_retention,
     check_search,
     encoded,
     page,
@@ -230,3 +231,39 @@ def test_a_document_is_deleted_whole_on_sqlite_and_a_folder(settings: DocflowSet
 
 def test_ocr_text_is_searched_with_sqlite_fts5(settings: DocflowSettings) -> None:
     check_search(settings)
+
+
+def test_originals_past_the_retention_period_go_on_sqlite_and_a_folder(
+    settings: DocflowSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster import DagsterInstance, build_schedule_context
+    from litestar.testing import TestClient
+
+    from docflow_api.app import create_app
+    from docflow_assets.definitions import defs
+    from docflow_assets.defs.resources import DocflowResource
+
+    def nightly_run(kept_for: DocflowSettings) -> int:
+        monkeypatch.setenv("DOCFLOW_RETENTION_DAYS", f"{kept_for.retention_days:g}")
+        result = defs.resolve_job_def("retention_job").execute_in_process(
+            resources={"docflow": DocflowResource(home=str(kept_for.home))}
+        )
+        monkeypatch.delenv("DOCFLOW_RETENTION_DAYS")
+        assert result.success
+        return int(result.output_for_node("expire_originals"))
+
+    kept, expired = check_retention(settings, nightly_run)
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/document/{kept}/file").status_code == 200
+        gone = client.get(f"/document/{expired}/file")
+        assert gone.status_code == 410 and "retention period" in gone.json()["detail"]
+
+    schedule = defs.resolve_schedule_def("retention_schedule")
+    resources = {"docflow": DocflowResource(home=str(settings.home))}
+    with DagsterInstance.ephemeral() as instance:
+        unset = schedule.evaluate_tick(build_schedule_context(instance, resources=resources))
+        assert not unset.run_requests and "unset" in str(unset.skip_message)
+        monkeypatch.setenv("DOCFLOW_RETENTION_DAYS", "30")
+        resources = {"docflow": DocflowResource(home=str(settings.home))}
+        due = schedule.evaluate_tick(build_schedule_context(instance, resources=resources))
+        assert due.run_requests and len(due.run_requests) == 1

@@ -15,7 +15,7 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import get_engine, session_scope
 from docflow_assets.store.models import Document, OcrResult
 from docflow_assets.store.objects import S3ObjectStore, open_object_store
-from tests.helpers import check_deletion, check_search, encoded
+from tests.helpers import check_deletion, check_retention, check_search, encoded
 from tests.servers import BUCKET, SeaweedS3, postgres_database, s3_credentials
 
 pytestmark = pytest.mark.integration
@@ -113,3 +113,9 @@ def test_a_document_is_deleted_whole_on_postgres_and_s3(production: DocflowSetti
 
 def test_ocr_text_is_searched_with_postgres_full_text(production: DocflowSettings) -> None:
     check_search(production)
+
+
+def test_originals_past_the_retention_period_go_on_postgres_and_s3(
+    production: DocflowSettings,
+) -> None:
+    check_retention(production)

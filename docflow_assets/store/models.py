@@ -58,6 +58,10 @@ class Document(Base):
     ocr_claimed_until: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=None
     )
+    # Set when the retention period removed the original file (text and predictions stay).
+    original_deleted_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
 
     ocr_results: Mapped[list[OcrResult]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="OcrResult.page"

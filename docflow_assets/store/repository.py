@@ -485,3 +485,20 @@ def search_text(session: Session, query: str) -> list[tuple[int, str]]:
 
 def documents_by_id(session: Session, document_ids: Sequence[int]) -> list[Document]:
     return list(session.scalars(select(Document).where(Document.id.in_(document_ids))))
+
+
+def originals_past_retention(
+    session: Session, uploaded_before: datetime, limit: int
+) -> list[Document]:
+    """Processed documents uploaded before ``uploaded_before`` whose original is still kept."""
+    query = (
+        select(Document)
+        .where(
+            Document.uploaded_at < uploaded_before,
+            Document.original_deleted_at.is_(None),
+            Document.status != DocumentStatus.UPLOADED,
+        )
+        .order_by(Document.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
