@@ -36,6 +36,7 @@ def test_definitions_load_with_every_asset_job_and_sensor() -> None:
         if getattr(graph.get(key).partitions_def, "name", None) == "training_snapshots"
     }
     assert by_snapshot == {"training_set", "document_classifier"}
+    assert all(graph.get(key).owners == ["team:docflow"] for key in graph.get_all_asset_keys())
     for job in ("process_documents_job", "score_documents_job", "train_model_job"):
         assert defs.resolve_job_def(job) is not None
 

@@ -25,6 +25,7 @@ from dagster_graphql import DagsterGraphQLClient
 from mlflow import MlflowClient
 
 from docflow_assets.demo.render import render_document
+from docflow_assets.ml.registry import Registry
 from tests.servers import (
     BIN,
     BUCKET,
@@ -283,6 +284,10 @@ def test_uploads_are_processed_and_a_model_is_trained_registered_and_served(
     champion = registry.get_model_version_by_alias(MODEL_NAME, "champion")
     assert champion.run_id is not None
     trained_by = registry.get_run(champion.run_id).data.tags["dagster_run_id"]
+    # With MLflow as a server, the classifier's materialisation links the run in its UI.
+    link = Registry(stack.mlflow_url, None, MODEL_NAME).run_url(champion.run_id)
+    assert link is not None and link.startswith(stack.mlflow_url)
+    assert link.endswith(f"/runs/{champion.run_id}") and "/#/experiments/" in link
     assert trained_by in {str(run["runId"]) for run in trainings}
     assert stack.seaweed.keys("mlflow/"), "MLflow's artefacts are in the S3 bucket"
     assert stack.seaweed.keys("stack/training_sets/partitions/"), "the snapshot is in S3"

@@ -19,6 +19,7 @@ from dagster import (
 )
 from sqlalchemy.exc import OperationalError
 
+from docflow_assets.defs import OWNER
 from docflow_assets.defs.partitions import DocumentBatch, upload_days
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.document_service import (
@@ -69,6 +70,7 @@ def _markdown_preview(rows: Sequence[Mapping[str, object]]) -> MetadataValue:
 @asset(
     partitions_def=upload_days,
     group_name="documents",
+    owners=[OWNER],
     kinds={"python", "sql"},
     description="Uploaded files of the day, checked against the object store and decodable.",
 )
@@ -95,6 +97,7 @@ def raw_documents(
 @asset(
     partitions_def=upload_days,
     group_name="documents",
+    owners=[OWNER],
     deps=[raw_documents],
     kinds={"tesseract", "sql"},
     description="Per-page text, words, boxes and confidences of the day's documents.",
@@ -182,6 +185,7 @@ def ocr_text(
 @asset(
     partitions_def=upload_days,
     group_name="documents",
+    owners=[OWNER],
     deps=[ocr_text],
     kinds={"scikitlearn"},
     description="TF-IDF vectors of the day's OCR text under the deployed model's vectorizer.",
@@ -222,6 +226,7 @@ def _drift_check(docflow: DocflowResource) -> AssetCheckResult:
 @asset(
     partitions_def=upload_days,
     group_name="documents",
+    owners=[OWNER],
     deps=[tfidf_features],
     kinds={"pytorch", "sql"},
     description="Class and all scores for each document of the day, by the deployed model.",

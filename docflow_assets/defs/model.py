@@ -21,6 +21,7 @@ from dagster import (
 )
 from dagster_mlflow.resources import MlFlow
 
+from docflow_assets.defs import OWNER
 from docflow_assets.defs.documents import ocr_text, retry_through_outages
 from docflow_assets.defs.partitions import PARTITION_TAG, training_snapshots
 from docflow_assets.defs.resources import DocflowResource
@@ -53,6 +54,7 @@ MIN_VOCABULARY = 200
 
 @asset(
     group_name="model",
+    owners=[OWNER],
     # A snapshot holds the labelled documents of every upload day.
     deps=[AssetDep(ocr_text, partition_mapping=AllPartitionMapping())],
     partitions_def=training_snapshots,
@@ -163,6 +165,7 @@ def classifier_freshness(settings: DocflowSettings) -> FreshnessPolicy:
 
 @asset(
     group_name="model",
+    owners=[OWNER],
     deps=[training_set],
     partitions_def=training_snapshots,
     kinds={"pytorch", "mlflow"},
@@ -291,6 +294,11 @@ def document_classifier(
             "model_name": registered.name,
             "model_version": registered.version,
             "mlflow_run_id": registered.run_id,
+            **(
+                {"mlflow_run": MetadataValue.url(url)}
+                if (url := registry.run_url(registered.run_id))
+                else {}
+            ),
             "training_set_sha256": snapshot.sha256,
             "training_snapshot": context.partition_key,
             "verdict": "deploy" if not refused else "refused",
@@ -330,6 +338,7 @@ def document_classifier(
 
 @asset(
     group_name="model",
+    owners=[OWNER],
     deps=[document_classifier],
     kinds={"mlflow"},
     description=(

@@ -74,6 +74,13 @@ class Registry:
         # On first use: opening a SQLite tracking store creates or migrates its tables.
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
+    def run_url(self, run_id: str) -> str | None:
+        """Where the MLflow UI shows a run, when the tracking store is a server."""
+        uri = self.tracking_uri
+        if not uri.startswith(("http://", "https://")):
+            return None
+        return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
     def experiment_id(self) -> str:
         experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
         if experiment is not None:
