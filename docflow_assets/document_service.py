@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Session
 
 from docflow_assets.ingest import RejectedDocument, normalise_label
 from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
@@ -53,7 +54,6 @@ from docflow_assets.store.repository import (
     all_predictions,
     batch_documents,
     claim_online_ocr,
-    day_status_counts,
     delete_document,
     document_pages,
     document_texts,
@@ -62,7 +62,6 @@ from docflow_assets.store.repository import (
     mark_failed,
     model_metrics,
     originals_past_retention,
-    page_of_documents,
     page_of_predictions,
     prediction_classes,
     prediction_history,
@@ -72,6 +71,7 @@ from docflow_assets.store.repository import (
     review_page,
     search_text,
     set_label,
+    status_counts,
 )
 
 # A page read with less mean word confidence than this counts as a low-confidence page.
@@ -460,7 +460,7 @@ class DocumentService:
     def day_counts(self, day: date) -> dict[str, int]:
         """One upload day's documents by status: what a day partition holds, all batches."""
         with session_scope(self.database) as session:
-            return day_status_counts(session, day)
+            return status_counts(session, upload_date=day)
 
     # -- online: one document inside a request ------------------------------------------------
 
@@ -485,9 +485,7 @@ class DocumentService:
         stop = _stop_rule(settings.online_ocr_seconds, deadline, online.client_gone)
         while True:
             with session_scope(self.database) as session:
-                document = session.get(Document, document_id)
-                if document is None:
-                    raise DocumentNotFound(document_id)
+                document = _existing(session, document_id)
                 stored = document_texts(session, [document_id], prefer=settings.ocr_mode)
                 if document_id in stored and online.language is None:
                     return stored[document_id], False
@@ -594,16 +592,12 @@ class DocumentService:
 
     def document(self, document_id: int) -> Document:
         with session_scope(self.database) as session:
-            document = session.get(Document, document_id)
-            if document is None:
-                raise DocumentNotFound(document_id)
+            document = _existing(session, document_id)
             return document
 
     def document_with_pages(self, document_id: int) -> tuple[Document, list[OcrResult]]:
         with session_scope(self.database) as session:
-            document = session.get(Document, document_id)
-            if document is None:
-                raise DocumentNotFound(document_id)
+            document = _existing(session, document_id)
             return document, document_pages(session, document_id)
 
     def original(self, document_id: int) -> tuple[Document, bytes]:
@@ -625,9 +619,7 @@ class DocumentService:
         if clean is None:
             raise InvalidRequest("label must not be blank")
         with session_scope(self.database) as session:
-            document = session.get(Document, document_id)
-            if document is None:
-                raise DocumentNotFound(document_id)
+            document = _existing(session, document_id)
             set_label(session, document, clean, source)
             return document
 
@@ -638,12 +630,9 @@ class DocumentService:
         known = [value.value for value in DocumentStatus]
         if status and status not in known:
             raise InvalidRequest(f"unknown status {status!r}; known: {', '.join(known)}")
-        with session_scope(self.database) as session:
-            total, documents = page_of_documents(
-                session, (page - 1) * page_size, page_size, status, label
-            )
-            latest = latest_predictions(session, [document.id for document in documents])
-            return total, [(document, latest.get(document.id)) for document in documents]
+        return self.review(
+            ReviewFilter(status=status, label=label, order="oldest"), page, page_size
+        )
 
     def search(
         self, query: str, page: int, page_size: int, status: str | None = None
@@ -720,11 +709,9 @@ class DocumentService:
             start=1,
         ):
             if index == number:
-                image.thumbnail((max_side, max_side))
+                image.thumbnail((max_side, max_side))  # pages come as 8-bit RGB or grey
                 buffer = io.BytesIO()
-                image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode).save(
-                    buffer, format="PNG"
-                )
+                image.save(buffer, format="PNG")
                 return buffer.getvalue()
         raise InvalidRequest(f"page {number} of document {document_id} cannot be read")
 
@@ -733,9 +720,7 @@ class DocumentService:
         label leaves every later training snapshot; snapshots already taken, and the models
         trained on them, keep what they learned (a snapshot holds the text and the label)."""
         with session_scope(self.database) as session:
-            document = session.get(Document, document_id)
-            if document is None:
-                raise DocumentNotFound(document_id)
+            document = _existing(session, document_id)
             key, day = document.storage_key, document.upload_date
             ocr_rows, predictions = delete_document(session, document)
         # The row goes first: were the store to fail now, an orphan file is left, never a
@@ -760,8 +745,7 @@ class DocumentService:
     def history(self, document_id: int) -> list[Prediction]:
         """Every prediction recorded for the document, oldest first."""
         with session_scope(self.database) as session:
-            if session.get(Document, document_id) is None:
-                raise DocumentNotFound(document_id)
+            _existing(session, document_id)
             return prediction_history(session, document_id)
 
     def model_metrics(self, model_name: str, model_version: str) -> dict[str, float]:
@@ -772,6 +756,13 @@ class DocumentService:
         """Raises when the database does not answer."""
         with session_scope(self.database) as session:
             session.execute(sql_text("SELECT 1"))
+
+
+def _existing(session: Session, document_id: int) -> Document:
+    document = session.get(Document, document_id)
+    if document is None:
+        raise DocumentNotFound(document_id)
+    return document
 
 
 def _stop_rule(

@@ -72,7 +72,7 @@ class ReviewController(Controller):
             status=status or None,
             unlabelled=unlabelled,
             predicted_class=predicted_class or None,
-            unsure_first=unsure_first,
+            order="unsure" if unsure_first else "newest",
         )
         rows: list[tuple[Document, Prediction | None, str | None]]
         if q:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, Select, delete, func, or_, select, update
 from sqlalchemy import text as sql
@@ -218,20 +218,6 @@ def set_label(session: Session, document: Document, label: str, source: str) -> 
     document.labelled_at = datetime.now(UTC)
 
 
-def page_of_documents(
-    session: Session, offset: int, limit: int, status: str | None, label: str | None
-) -> tuple[int, list[Document]]:
-    """One page of documents by id, with the count of all that match the filters."""
-    query = select(Document)
-    if status:
-        query = query.where(Document.status == status)
-    if label:
-        query = query.where(Document.label == label)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    documents = session.scalars(query.order_by(Document.id).offset(offset).limit(limit))
-    return int(total), list(documents)
-
-
 def latest_predictions(session: Session, document_ids: Sequence[int]) -> dict[int, Prediction]:
     """Each document's newest prediction, for those that have one."""
     newest = (
@@ -292,13 +278,18 @@ def processed_count(session: Session, document_ids: Sequence[int]) -> int:
     return int(session.scalar(query) or 0)
 
 
-def status_counts(session: Session, document_ids: Sequence[int]) -> dict[str, int]:
-    rows = session.execute(
-        select(Document.status, func.count())
-        .where(Document.id.in_(document_ids))
-        .group_by(Document.status)
-    )
-    return {status: count for status, count in rows}
+def status_counts(
+    session: Session,
+    document_ids: Sequence[int] | None = None,
+    upload_date: date | None = None,
+) -> dict[str, int]:
+    """How many of the given documents, or of one upload day's, are in each status."""
+    query = select(Document.status, func.count()).group_by(Document.status)
+    if document_ids is not None:
+        query = query.where(Document.id.in_(document_ids))
+    if upload_date is not None:
+        query = query.where(Document.upload_date == upload_date)
+    return {status: count for status, count in session.execute(query)}
 
 
 def documents_with_predictions(session: Session, document_ids: Sequence[int]) -> int:
@@ -359,13 +350,15 @@ def all_predictions(session: Session, where: PredictionFilter) -> list[tuple[Pre
 
 @dataclass(frozen=True)
 class ReviewFilter:
-    """What a reviewer looks at: by status, label (or none yet), predicted class."""
+    """Which documents a listing shows, with their latest prediction: by status, label (or
+    none yet), predicted class, in an order."""
 
     status: str | None = None
     label: str | None = None
     unlabelled: bool = False
     predicted_class: str | None = None
-    unsure_first: bool = False  # lowest confidence first, instead of newest first
+    # oldest or newest first, or the least confident prediction first (none last)
+    order: Literal["oldest", "newest", "unsure"] = "newest"
 
 
 def review_page(
@@ -391,12 +384,12 @@ def review_page(
     if where.predicted_class:
         query = query.where(Prediction.predicted_class == where.predicted_class)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    order = (
-        (Prediction.confidence.is_(None), Prediction.confidence, Document.id)
-        if where.unsure_first
-        else (Document.id.desc(),)
-    )
-    rows = session.execute(query.order_by(*order).offset(offset).limit(limit))
+    orders = {
+        "oldest": (Document.id,),
+        "newest": (Document.id.desc(),),
+        "unsure": (Prediction.confidence.is_(None), Prediction.confidence, Document.id),
+    }
+    rows = session.execute(query.order_by(*orders[where.order]).offset(offset).limit(limit))
     return int(total), [(document, prediction) for document, prediction in rows]
 
 
@@ -405,20 +398,9 @@ def prediction_classes(session: Session) -> list[str]:
     return list(session.scalars(query.order_by(Prediction.predicted_class)))
 
 
-def day_status_counts(session: Session, upload_date: date) -> dict[str, int]:
-    """How many of one upload day's documents are in each status."""
-    rows = session.execute(
-        select(Document.status, func.count())
-        .where(Document.upload_date == upload_date)
-        .group_by(Document.status)
-    )
-    return {status: count for status, count in rows}
-
-
 def delete_document(session: Session, document: Document) -> tuple[int, int]:
     """Removes a document with its OCR rows and predictions; returns how many of each."""
-    if _is_sqlite(session):
-        session.execute(sql("DELETE FROM ocr_search WHERE document_id = :id"), {"id": document.id})
+    _unindex_text(session, document.id)
     ocr_rows = session.execute(delete(OcrResult).where(OcrResult.document_id == document.id))
     predicted = session.execute(delete(Prediction).where(Prediction.document_id == document.id))
     session.delete(document)
@@ -436,11 +418,16 @@ def _is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
+def _unindex_text(session: Session, document_id: int) -> None:
+    if _is_sqlite(session):
+        session.execute(sql("DELETE FROM ocr_search WHERE document_id = :id"), {"id": document_id})
+
+
 def _index_text(session: Session, document_id: int) -> None:
     """SQLite's FTS5 table follows the document's OCR rows (PostgreSQL indexes them itself)."""
     if not _is_sqlite(session):
         return
-    session.execute(sql("DELETE FROM ocr_search WHERE document_id = :id"), {"id": document_id})
+    _unindex_text(session, document_id)
     session.execute(
         sql(
             "INSERT INTO ocr_search (text, document_id) "
