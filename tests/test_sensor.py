@@ -81,15 +81,17 @@ def test_new_uploads_are_requested_once_and_the_cursor_advances(settings: Docflo
         assert later.cursor == str(newer)
 
 
-def test_big_backlogs_are_split_into_batches(settings: DocflowSettings) -> None:
+def test_big_backlogs_are_split_into_batches_of_one_size(
+    settings: DocflowSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCFLOW_BATCH_SIZE", "4")
     resource = DocflowResource(home=str(settings.home))
-    batch_size = settings.batch_size
-    ids = [upload(settings, resource, f"doc {n}") for n in range(batch_size + 3)]
+    ids = [upload(settings, resource, f"doc {n}") for n in range(7)]
     with instance_for_test() as instance:
         result = evaluate(instance, resource, None)
     assert isinstance(result, SensorResult)
     batches = requested_ids(result)
-    assert [len(batch) for batch in batches] == [batch_size, 3]
+    assert [len(batch) for batch in batches] == [3, 4]
     assert [i for batch in batches for i in batch] == ids
     assert len({request.run_key for request in result.run_requests or []}) == 2
 

@@ -5,6 +5,8 @@ from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
+# The code location, imported as the worker starts rather than inside its first step (~4 s).
+import docflow_assets.definitions  # noqa: F401
 from docflow_assets.defs.executors import celery_app_config
 from docflow_assets.settings import DocflowSettings
 

@@ -22,8 +22,11 @@ def celery_app_config(settings: DocflowSettings) -> dict[str, Any]:
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             # One step at a time per worker: an OCR step keeps every core of its machine busy
-            # with its own process pool, so a second step would only wait there.
+            # with its own process pool, so a second step would only wait there. The broker
+            # sends a worker multiplier x concurrency steps ahead; with the solo pool's default
+            # concurrency (the core count) a busy worker held the next step back from an idle one.
             "worker_prefetch_multiplier": 1,
+            "worker_concurrency": 1,
         },
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Iterator
 
 import pypdfium2 as pdfium
@@ -11,6 +12,9 @@ from PIL import Image, ImageSequence
 
 PDF_CONTENT_TYPE = "application/pdf"
 PDF_MAGIC = b"%PDF-"
+# PDFium must not be called from two threads at once, even on different documents (pypdfium2's
+# documentation: it may crash the process); the API ingests and rasterises in threads.
+PDFIUM_LOCK = threading.RLock()
 
 
 def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> float:
@@ -33,17 +37,24 @@ def iter_page_images(
 ) -> Iterator[Image.Image]:
     """Every page of a document as an 8-bit image (RGB or greyscale), in order."""
     if content_type == PDF_CONTENT_TYPE:
-        pdf = pdfium.PdfDocument(data)
+        with PDFIUM_LOCK:
+            pdf = pdfium.PdfDocument(data)
+            pages = len(pdf)
         try:
-            for index in range(len(pdf)):
-                page = pdf[index]
-                try:
-                    scale = pdf_render_scale(page.get_width(), page.get_height(), dpi, max_pixels)
-                    yield page.render(scale=scale).to_pil()
-                finally:
-                    page.close()
+            for index in range(pages):
+                with PDFIUM_LOCK:
+                    page = pdf[index]
+                    try:
+                        scale = pdf_render_scale(
+                            page.get_width(), page.get_height(), dpi, max_pixels
+                        )
+                        image = page.render(scale=scale).to_pil()
+                    finally:
+                        page.close()
+                yield image
         finally:
-            pdf.close()
+            with PDFIUM_LOCK:
+                pdf.close()
         return
     with Image.open(io.BytesIO(data)) as image:
         for frame in ImageSequence.Iterator(image):
