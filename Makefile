@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-rus \
 	fonts-dejavu-core fonts-liberation fonts-freefont-ttf docker-compose wrk \
-	rabbitmq-server chromium chromium-driver
+	rabbitmq-server chromium chromium-driver prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DOCFLOW_HOME ?= $(CURDIR)/.docflow
 export DAGSTER_HOME ?= $(DOCFLOW_HOME)/dagster_home
@@ -43,4 +43,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy docflow_assets docflow_api benchmarks tests
+	$(BIN)/mypy docflow_assets docflow_api benchmarks tests docs

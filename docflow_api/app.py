@@ -21,6 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
 from threadpoolctl import threadpool_limits
 
@@ -108,9 +109,12 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         except Exception:
             logger.exception("could not load the deployed model; keeping the one served")
 
+    service = DocumentService.from_settings(settings, registry)
+    pipeline_metrics = CollectorRegistry(auto_describe=False)
+    pipeline_metrics.register(metrics.PipelineCollector(service.pipeline_state))
     context = ApiContext(
         settings=settings,
-        service=DocumentService.from_settings(settings, registry),
+        service=service,
         model_holder=holder,
         refresh_model=refresh_model,
         scoring_executor=ThreadPoolExecutor(
@@ -119,6 +123,7 @@ def create_app(settings: DocflowSettings | None = None) -> Litestar:
         batch_executor=ThreadPoolExecutor(1, thread_name_prefix="docflow-batch"),
         batch_scorer=BatchScorer(BATCH_SLICE),
         online_ocr_slots=threading.BoundedSemaphore(settings.api_online_ocr_slots),
+        pipeline_metrics=pipeline_metrics,
     )
 
     async def poll_registry() -> None:

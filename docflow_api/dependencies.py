@@ -7,12 +7,12 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar.di import Provide
 from litestar.exceptions import ServiceUnavailableException
 from litestar.params import Parameter
+from prometheus_client import CollectorRegistry
 
 from docflow_api import metrics
 from docflow_api.batch_scorer import BatchScorer
@@ -21,7 +21,7 @@ from docflow_api.schemas import PredictionResponse, UploadResponse
 from docflow_assets.document_service import DocumentService
 from docflow_assets.ml.classifier import ScoredText
 from docflow_assets.settings import DocflowSettings
-from docflow_assets.store.models import Document
+from docflow_assets.store.models import Document, as_utc
 
 # Ids are database integers: anything outside 1..2^31-1 is a client error, not a lookup.
 DocumentId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
@@ -40,6 +40,8 @@ class ApiContext:
     batch_executor: ThreadPoolExecutor
     batch_scorer: BatchScorer
     online_ocr_slots: threading.BoundedSemaphore
+    # The pipeline's gauges (``metrics.PipelineCollector``), scraped beside the API's own.
+    pipeline_metrics: CollectorRegistry
 
     def served(self) -> ServedModel:
         """The model serving now; 503 with the reason while there is none."""
@@ -58,11 +60,6 @@ def provide(context: ApiContext) -> dict[str, Provide]:
         # Not cached: the served model changes when the registry alias moves.
         "served": Provide(context.served, sync_to_thread=False),
     }
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def prediction_response(

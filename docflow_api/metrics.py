@@ -1,6 +1,14 @@
-"""Prometheus metrics of the API (request latency comes from Litestar's middleware)."""
+"""Prometheus metrics: the API's own (request latency comes from Litestar's middleware), and
+the pipeline's, read from the database at scrape time."""
+
+from collections.abc import Callable, Iterator
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from docflow_assets.document_service import PipelineState
 
 UPLOADS = Counter("docflow_uploads_total", "Uploads by outcome.", ["outcome"])
 OCR_SECONDS = Histogram(
@@ -22,3 +30,59 @@ PREDICTION_CONFIDENCE = Histogram(
 MODEL_INFO = Gauge(
     "docflow_model_info", "The model version served (1 for the current one).", ["name", "version"]
 )
+
+
+class PipelineCollector(Collector):
+    """The pipeline's state as gauges, read from the database on each scrape: every API replica
+    reports the same values, so dashboards take ``max`` across instances, not ``sum``."""
+
+    def __init__(self, state: Callable[[], PipelineState]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "docflow_pipeline_state_up",
+            "1 if the pipeline's state could be read from the database.",
+        )
+        try:
+            state = self._state()
+        except SQLAlchemyError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        documents = GaugeMetricFamily(
+            "docflow_documents", "Documents by status.", labels=["status"]
+        )
+        for status, count in state.documents_by_status.items():
+            documents.add_metric([status], count)
+        yield documents
+        yield GaugeMetricFamily(
+            "docflow_backlog_oldest_upload_seconds",
+            "Age of the oldest upload not yet read (0: nothing waits).",
+            value=state.oldest_waiting_seconds,
+        )
+        pages = CounterMetricFamily(
+            "docflow_pages_read",
+            "Pages whose OCR text is stored, by engine (pipeline and online reads).",
+            labels=["engine"],
+        )
+        for engine, count in state.pages_read_by_engine.items():
+            pages.add_metric([engine], count)
+        yield pages
+        failed = GaugeMetricFamily(
+            "docflow_documents_failed", "Failed documents by kind of failure.", labels=["reason"]
+        )
+        for kind, count in state.failures_by_kind.items():
+            failed.add_metric([kind], count)
+        yield failed
+        gate = GaugeMetricFamily(
+            "docflow_model_gate_passed",
+            "1 if the model version the deployment gate judged last passed it, else 0.",
+            labels=["version"],
+        )
+        if state.last_gate_verdict is not None:
+            version, passed = state.last_gate_verdict
+            gate.add_metric([version], 1 if passed else 0)
+        yield gate

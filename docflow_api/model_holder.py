@@ -6,7 +6,8 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from docflow_assets.ml.registry import LoadedModel, Registry
+from docflow_assets.ml.classifier import LoadedModel
+from docflow_assets.ml.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,58 @@ def ingest_command(folder: Path, labels: Path | None) -> None:
         raise SystemExit(1)
 
 
+@main.command("predict")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def predict_command(files: tuple[Path, ...]) -> None:
+    """Store, read and classify FILES now with the served model.
+
+    Each file is uploaded as by `docflow ingest` (a file already stored keeps its document),
+    read unless its text is stored, and its prediction recorded (source `cli`)."""
+    from docflow_assets.document_service import DocumentService, OnlineReading
+    from docflow_assets.ingest import RejectedDocument, ingest
+
+    settings = _settings_of_existing_home()
+    registry = _registry(settings)
+    served = registry.load_alias(settings.model_alias)
+    if served is None:
+        raise click.ClickException(
+            f"no model is served ({settings.model_name}@{settings.model_alias}): train one with "
+            "`docflow train`"
+        )
+    service = DocumentService.from_settings(settings, registry)
+    table = Table("file", "document", "class", "confidence", "read now")
+    rejected = 0
+    for path in files:
+        try:
+            with path.open("rb") as handle:
+                stored = ingest(handle, path.name, settings, service.store, label_source="cli")
+        except RejectedDocument as error:
+            console.print(f"[red]rejected[/red] {path}: {error.message}")
+            rejected += 1
+            continue
+        result = service.predict(
+            served.classifier,
+            served.name,
+            served.version,
+            stored.document.id,
+            OnlineReading(original=stored.original),
+            source="cli",
+        )
+        table.add_row(
+            path.name,
+            str(stored.document.id),
+            result.scored.predicted_class,
+            f"{result.scored.confidence:.2f}",
+            "yes" if result.ran_ocr else "no",
+        )
+    console.print(table)
+    console.print(f"model {served.name} version {served.version}", style="dim")
+    if rejected:
+        raise SystemExit(1)
+
+
 @main.command("delete")
 @click.argument("document_id", type=click.IntRange(1))
 @click.confirmation_option(prompt="Delete the document, its file, text and predictions?")
@@ -482,7 +534,11 @@ def _settings_of_existing_home() -> DocflowSettings:
     help="Default: from the file's extension.",
 )
 @click.option("--class", "predicted_class", help="Only predictions of this class.")
-@click.option("--source", type=click.Choice(["batch", "api"]), help="Pipeline or online ones.")
+@click.option(
+    "--source",
+    type=click.Choice(["batch", "api", "cli"]),
+    help="The pipeline's, online (API) or `docflow predict` ones.",
+)
 @click.option("--model-version", help="Only predictions of this model version.")
 @click.option("--max-confidence", type=click.FloatRange(0, 1), help="Only ones this unsure.")
 def export(
@@ -534,6 +590,38 @@ def info() -> None:
     ):
         table.add_row(name, value)
     console.print(table)
+
+
+@main.command("mlflow-ui")
+@click.option("--port", default=5000, show_default=True)
+def mlflow_ui(port: int) -> None:
+    """Open the MLflow UI on the home's runs and models.
+
+    Runs, metrics and model versions of the tracking store."""
+    import sys
+
+    settings = _settings_of_existing_home()
+    if settings.mlflow_tracking_uri:
+        console.print(f"MLflow is a server here: open {settings.mlflow_tracking_uri}")
+        return
+    artifacts = settings.mlflow_artifact_location
+    assert artifacts is not None  # embedded store: artefacts under the home
+    console.print(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        settings.resolved_mlflow_tracking_uri,
+        "--default-artifact-root",
+        artifacts,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    os.execv(sys.executable, command)
 
 
 @model.command("info")

@@ -9,16 +9,16 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from docflow_assets.ingest import RejectedDocument, normalise_label
-from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
 from docflow_assets.ml.feature_store import (
     StoredFeatures,
     drop_document_features,
@@ -44,6 +44,9 @@ from docflow_assets.ocr.pipeline import (
 )
 from docflow_assets.ocr.preprocess import PreprocessConfig
 from docflow_assets.settings import DocflowSettings
+
+if TYPE_CHECKING:
+    from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
 from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
@@ -58,11 +61,15 @@ from docflow_assets.store.repository import (
     document_pages,
     document_texts,
     documents_by_id,
+    failures_by_kind,
+    last_gate_verdict,
     latest_predictions,
     mark_failed,
     model_metrics,
+    oldest_waiting_upload,
     originals_past_retention,
     page_of_predictions,
+    pages_read_by_engine,
     prediction_classes,
     prediction_history,
     recent_predicted_classes,
@@ -190,6 +197,23 @@ class ScoresReport:
     model_version: str
     by_class: dict[str, int]
     preview: list[Row]
+
+
+@dataclass(frozen=True)
+class LabelReport:
+    labelled: dict[int, str]  # document id -> the label now set
+    refused: dict[int, str]  # document id -> why its label was not set
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    documents_by_status: dict[str, int]
+    # Age of the oldest upload not yet read; 0 when nothing waits.
+    oldest_waiting_seconds: float
+    pages_read_by_engine: dict[str, int]
+    failures_by_kind: dict[str, int]
+    # The version the deployment gate judged last and whether it passed; None before any.
+    last_gate_verdict: tuple[str, bool] | None
 
 
 @dataclass(frozen=True)
@@ -566,8 +590,10 @@ class DocumentService:
         model_version: str,
         document_id: int,
         online: OnlineReading = NO_LIMITS,
+        source: str = "api",
     ) -> DocumentPrediction:
-        """One stored document's prediction now (OCR first if it has none), recorded."""
+        """One stored document's prediction now (OCR first if it has none), recorded as made
+        by ``source`` (``api``, ``cli``)."""
         text, ran_ocr = self.text(document_id, online)
         scored = classifier.score_text(text)
         with session_scope(self.database) as session:
@@ -579,7 +605,7 @@ class DocumentService:
                 scored.predicted_class,
                 scored.confidence,
                 scored.scores,
-                source="api",
+                source=source,
             )
             document = session.get(Document, document_id)
             if document is not None:
@@ -622,6 +648,33 @@ class DocumentService:
             document = _existing(session, document_id)
             set_label(session, document, clean, source)
             return document
+
+    def label_many(
+        self, typed: Mapping[int, str], accepted: Sequence[int], source: str
+    ) -> LabelReport:
+        """Many labels at once (the review list): each typed label, and for accepted documents
+        with none typed, their latest predicted class. A bad label or an unknown document is
+        reported and the others are still set."""
+        report = LabelReport({}, {})
+        with session_scope(self.database) as session:
+            predicted = latest_predictions(session, accepted)
+            wanted = {i: predicted[i].predicted_class for i in accepted if i in predicted}
+            wanted.update({i: label for i, label in typed.items() if label.strip()})
+            found = {document.id: document for document in documents_by_id(session, list(wanted))}
+            for document_id, label in sorted(wanted.items()):
+                document = found.get(document_id)
+                if document is None:
+                    report.refused[document_id] = "no such document"
+                    continue
+                try:
+                    clean = normalise_label(label)
+                except RejectedDocument as error:
+                    report.refused[document_id] = error.message
+                    continue
+                if clean is not None and clean != document.label:
+                    set_label(session, document, clean, source)
+                    report.labelled[document_id] = clean
+        return report
 
     def documents(
         self, page: int, page_size: int, status: str | None = None, label: str | None = None
@@ -751,6 +804,21 @@ class DocumentService:
     def model_metrics(self, model_name: str, model_version: str) -> dict[str, float]:
         with session_scope(self.database) as session:
             return model_metrics(session, model_name, model_version)
+
+    def pipeline_state(self) -> PipelineState:
+        """What an operator watches: documents by status, the backlog, pages read, failures,
+        and the deployment gate's last verdict."""
+        with session_scope(self.database) as session:
+            oldest = oldest_waiting_upload(session)
+            return PipelineState(
+                documents_by_status=status_counts(session),
+                oldest_waiting_seconds=(
+                    (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+                ),
+                pages_read_by_engine=pages_read_by_engine(session),
+                failures_by_kind=failures_by_kind(session),
+                last_gate_verdict=last_gate_verdict(session),
+            )
 
     def database_ping(self) -> None:
         """Raises when the database does not answer."""

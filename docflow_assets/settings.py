@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded default's database, in the home.
+DATABASE_FILE = "docflow.db"
 
 
 class DocflowSettings(BaseSettings):
@@ -68,6 +72,11 @@ class DocflowSettings(BaseSettings):
         "queue at once; Redis works too).",
     )
     celery_backend: str = Field(default="rpc://", description="Celery result backend URL.")
+    partitions_start: date | None = Field(
+        default=None,
+        description="First day of the upload-day partitions (YYYY-MM-DD); unset: the day of the "
+        "first upload in the database, or today on a new home.",
+    )
     batch_size: int = Field(
         default=200,
         ge=1,
@@ -145,7 +154,7 @@ class DocflowSettings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.resolved_home / 'docflow.db'}"
+        return self.database_url or f"sqlite:///{self.resolved_home / DATABASE_FILE}"
 
     @property
     def resolved_object_store(self) -> str:

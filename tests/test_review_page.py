@@ -85,6 +85,43 @@ def test_a_reviewer_signs_in_uploads_sees_the_prediction_and_relabels(
         assert "new-invoice" in browser.find_element(By.ID, "documents").text
 
 
+def test_a_reviewer_labels_a_page_of_predictions_in_one_go(
+    home_copy: DocflowSettings, browser: webdriver.Chrome
+) -> None:
+    with serve(home_copy) as base:
+        browser.get(f"{base}/review?status=predicted&unlabelled=true")
+        boxes = browser.find_elements(By.CSS_SELECTOR, "#documents input[name=accept]")
+        assert len(boxes) >= 4
+        first, second, third, fourth = (int(box.get_attribute("value") or 0) for box in boxes[:4])
+        predicted = {
+            document_id: httpx.get(f"{base}/prediction/history/{document_id}").json()[
+                "predictions"
+            ][-1]
+            for document_id in (first, second)
+        }
+        boxes[0].click()
+        boxes[1].click()
+        browser.find_element(By.NAME, f"label-{third}").send_keys("Memo")
+        browser.find_element(By.NAME, f"label-{fourth}").send_keys("not a label!")
+        browser.find_element(By.CSS_SELECTOR, "#labels button").click()
+        WebDriverWait(browser, 10).until(
+            expected_conditions.text_to_be_present_in_element((By.ID, "message"), "Labelled 3")
+        )
+        assert f"{fourth}:" in browser.find_element(By.ID, "message").text
+        assert "unlabelled=true" in browser.current_url  # back to the same filtered list
+
+        def stored(document_id: int) -> tuple[str | None, str | None]:
+            body = httpx.get(f"{base}/document/{document_id}").json()
+            return body["label"], body["label_source"]
+
+        for document_id in (first, second):
+            assert stored(document_id) == (predicted[document_id]["predicted_class"], "review")
+        assert stored(third) == ("memo", "review")
+        assert stored(fourth) == (None, None)
+        listed = browser.find_element(By.ID, "documents").text
+        assert all(f"\n{i} " not in listed for i in (first, second, third))
+
+
 def test_the_api_docs_render_from_files_the_api_serves_itself(
     home_copy: DocflowSettings, browser: webdriver.Chrome
 ) -> None:

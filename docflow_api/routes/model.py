@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from litestar import Controller, Response, get, post
-from litestar.plugins.prometheus import PrometheusController
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from docflow_api.dependencies import ApiContext
 from docflow_api.model_holder import ServedModel
@@ -71,7 +71,13 @@ class ModelController(Controller):
         return ModelHealth("up", served.model.name, served.model.version, served.loaded_since)
 
 
-class MetricsController(PrometheusController):
+class MetricsController(Controller):
     path = "/metrics"
     # Prometheus's text format for scrapers, not an API operation.
     include_in_schema = False
+
+    @get(sync_to_thread=True)
+    def scrape(self, context: ApiContext) -> Response[bytes]:
+        """The API's own metrics, then the pipeline's, read from the database now."""
+        body = generate_latest(REGISTRY) + generate_latest(context.pipeline_metrics)
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})

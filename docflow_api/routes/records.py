@@ -18,7 +18,8 @@ EXPORT_MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parq
 
 ClassFilter = Annotated[str | None, Parameter(max_length=64, description="Predicted class.")]
 SourceFilter = Annotated[
-    Literal["batch", "api"] | None, Parameter(description="batch: the pipeline; api: online.")
+    Literal["batch", "api", "cli"] | None,
+    Parameter(description="batch: the pipeline; api: online; cli: `docflow predict`."),
 ]
 VersionFilter = Annotated[str | None, Parameter(max_length=32, description="Model version.")]
 ConfidenceFilter = Annotated[

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
@@ -31,6 +32,8 @@ from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from docflow_assets.store.repository import ReviewFilter
 
 PAGE_SIZE = 50
+# The list's label fields are named label-<document id>.
+LABEL_FIELD = "label-"
 
 
 @dataclass
@@ -105,6 +108,7 @@ class ReviewController(Controller):
             "threshold": settings.confidence_threshold,
             "message": message,
             "query": q or "",
+            "back": page_link(page),
         }
         return Template(template_name="list.html", context=context)
 
@@ -146,6 +150,33 @@ class ReviewController(Controller):
         except InvalidRequest as error:
             return _to_document(document_id, f"Label not set: {error}")
         return _to_document(document_id, f"Labelled {document.label}.")
+
+    @post("/labels")
+    async def set_labels(self, request: Request, service: DocumentService) -> Redirect:
+        """The list's labels, saved at once: typed ones, and accepted predictions."""
+        form = await request.form()
+        try:
+            accepted = [int(value) for value in form.getall("accept")]
+            typed = {
+                int(name.removeprefix(LABEL_FIELD)): str(value)
+                for name, value in form.items()
+                if name.startswith(LABEL_FIELD)
+            }
+        except ValueError as error:
+            raise HTTPException(status_code=400, detail=f"bad document id: {error}") from error
+        report = await anyio.to_thread.run_sync(
+            lambda: service.label_many(typed, accepted, "review")
+        )
+        said = f"Labelled {len(report.labelled)} documents."
+        if report.refused:
+            said += " Not set: " + "; ".join(
+                f"{document_id}: {why}" for document_id, why in report.refused.items()
+            )
+        back = str(form.get("back") or "/review")
+        if not back.startswith("/review"):
+            back = "/review"
+        separator = "&" if "?" in back else "?"
+        return Redirect(f"{back}{separator}{urlencode({'message': said[:300]})}", status_code=303)
 
     @post("/{document_id:int}/delete", sync_to_thread=True)
     def delete_document(self, document_id: DocumentId, service: DocumentService) -> Redirect:

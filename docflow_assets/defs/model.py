@@ -33,7 +33,6 @@ from docflow_assets.ml.gate import (
     floor_check,
     majority_check,
 )
-from docflow_assets.ml.training import TrainingConfig, evaluate, train_classifier
 from docflow_assets.ml.training_set import (
     current_snapshot_labels,
     labelled_frame,
@@ -45,7 +44,11 @@ from docflow_assets.ml.training_set import (
 )
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.repository import labelled_documents_in_processing, record_model_metrics
+from docflow_assets.store.repository import (
+    GATE_SPLIT,
+    labelled_documents_in_processing,
+    record_model_metrics,
+)
 
 MIN_DOCUMENTS_PER_CLASS = 3
 MAX_CLASS_IMBALANCE = 10.0
@@ -210,6 +213,10 @@ def document_classifier(
         )
     snapshot, frame = found
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
+    # Imported by the runs that train: every other process that loads the code location (run
+    # workers, the daemon, the sensors) is spared torch and scikit-learn (~2 s each).
+    from docflow_assets.ml.training import TrainingConfig, evaluate, train_classifier
+
     result = train_classifier(
         texts,
         labels,
@@ -287,6 +294,9 @@ def document_classifier(
                 "baseline_accuracy": result.baseline_test.accuracy,
                 "baseline_macro_f1": result.baseline_test.macro_f1,
             },
+        )
+        record_model_metrics(
+            session, registered.name, registered.version, GATE_SPLIT, {"passed": float(not refused)}
         )
     vocabulary = result.classifier.vectorizer.n_features
     return MaterializeResult(

@@ -1,10 +1,42 @@
+import logging
+from datetime import UTC, date, datetime
+
 from dagster import Config, DailyPartitionsDefinition, DynamicPartitionsDefinition
+from sqlalchemy.exc import SQLAlchemyError
+
+from docflow_assets.settings import DATABASE_FILE, DocflowSettings
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.repository import first_upload_day
 
 # The run tag that names a run's partition.
 PARTITION_TAG = "dagster/partition"
+# When the database cannot be read as the code location loads: early enough for any upload.
+START_WHEN_UNREADABLE = date(2024, 1, 1)
+
+logger = logging.getLogger(__name__)
+
+
+def partitions_start(settings: DocflowSettings) -> date:
+    """The first upload day: DOCFLOW_PARTITIONS_START, else the first upload's day, else today.
+    The Dagster UI then counts the days that can hold documents, not every day since 2024."""
+    if settings.partitions_start is not None:
+        return settings.partitions_start
+    today = datetime.now(UTC).date()
+    home = settings.home.expanduser().resolve()
+    if settings.database_url is None and not (home / DATABASE_FILE).exists():
+        return today  # a new home; loading the code location must not create it
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            return first_upload_day(session) or today
+    except SQLAlchemyError as error:
+        logger.warning("upload days start at %s: %s", START_WHEN_UNREADABLE, error)
+        return START_WHEN_UNREADABLE
+
 
 # Upload days, UTC; end_offset=1 so today's uploads have a partition before the day ends.
-upload_days = DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+upload_days = DailyPartitionsDefinition(
+    start_date=partitions_start(DocflowSettings()).isoformat(), end_offset=1
+)
 
 
 class DocumentBatch(Config):

@@ -184,3 +184,13 @@ class DocumentClassifier:
         )
         network.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
         return cls(vectorizer, network, list(manifest["classes"]), hyper)
+
+
+@dataclass
+class LoadedModel:
+    """A registered version, loaded to score."""
+
+    classifier: DocumentClassifier
+    name: str
+    version: str
+    run_id: str | None

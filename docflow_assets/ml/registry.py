@@ -7,7 +7,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
@@ -16,9 +16,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from docflow_assets.ml.classifier import MANIFEST_FILE, DocumentClassifier
-from docflow_assets.ml.training import TrainingResult
 from docflow_assets.settings import DocflowSettings
+
+if TYPE_CHECKING:
+    from docflow_assets.ml.classifier import LoadedModel
+    from docflow_assets.ml.training import TrainingResult
 
 EXPERIMENT_NAME = "docflow-document-classifier"
 PREVIOUS_ALIAS_SUFFIX = "-previous"
@@ -47,14 +49,6 @@ class RegisteredModel:
     run_id: str
 
 
-@dataclass
-class LoadedModel:
-    classifier: DocumentClassifier
-    name: str
-    version: str
-    run_id: str | None
-
-
 class Registry:
     def __init__(self, tracking_uri: str, artifact_location: str | None, model_name: str) -> None:
         self.tracking_uri = tracking_uri
@@ -72,6 +66,13 @@ class Registry:
     @cached_property
     def client(self) -> MlflowClient:
         # On first use: opening a SQLite tracking store creates or migrates its tables.
+        database = self.tracking_uri.removeprefix("sqlite:///")
+        if database != self.tracking_uri and self.artifact_location and not Path(database).exists():
+            # MLflow makes its `Default` experiment with the tables, artefacts in ./mlruns of
+            # whatever folder the first process ran in; made here first, they go to the home.
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(self.tracking_uri, self.artifact_location)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def run_url(self, run_id: str) -> str | None:
@@ -184,6 +185,10 @@ class Registry:
                     tracking_uri=self.tracking_uri,
                 )
             )
+            # torch is imported by the processes that load a model, not by every one that
+            # imports the registry (each Dagster run process would pay ~2 s for it).
+            from docflow_assets.ml.classifier import MANIFEST_FILE, DocumentClassifier, LoadedModel
+
             manifest = next(local.rglob(MANIFEST_FILE))
             classifier = DocumentClassifier.load(manifest.parent)
         return LoadedModel(classifier, self.model_name, version, model_version.run_id)

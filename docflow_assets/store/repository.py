@@ -19,6 +19,7 @@ from docflow_assets.store.models import (
     ModelMetric,
     OcrResult,
     Prediction,
+    as_utc,
 )
 
 EXCLUDED_LABELS = ("unknown",)
@@ -290,6 +291,66 @@ def status_counts(
     if upload_date is not None:
         query = query.where(Document.upload_date == upload_date)
     return {status: count for status, count in session.execute(query)}
+
+
+# The kinds of failure an operator tells apart, by how ``mark_failed``'s reasons begin.
+FAILURE_KINDS = (
+    ("original file", "original_missing"),
+    ("OCR failed: ReadingTimedOut", "ocr_timeout"),
+    ("OCR failed", "ocr_error"),
+    ("processing run", "run_failed"),
+)
+
+
+def failure_kind(reason: str | None) -> str:
+    for start, kind in FAILURE_KINDS:
+        if (reason or "").startswith(start):
+            return kind
+    return "other"
+
+
+def failures_by_kind(session: Session) -> dict[str, int]:
+    query = (
+        select(Document.status_reason, func.count())
+        .where(Document.status == DocumentStatus.FAILED)
+        .group_by(Document.status_reason)
+    )
+    kinds: dict[str, int] = {}
+    for reason, count in session.execute(query):
+        kind = failure_kind(reason)
+        kinds[kind] = kinds.get(kind, 0) + count
+    return kinds
+
+
+def oldest_waiting_upload(session: Session) -> datetime | None:
+    """When the longest-waiting document not yet read was uploaded."""
+    oldest = session.scalar(
+        select(func.min(Document.uploaded_at)).where(Document.status == DocumentStatus.UPLOADED)
+    )
+    return as_utc(oldest) if oldest is not None else None
+
+
+def pages_read_by_engine(session: Session) -> dict[str, int]:
+    query = select(OcrResult.engine, func.count()).group_by(OcrResult.engine)
+    return {engine: count for engine, count in session.execute(query)}
+
+
+GATE_SPLIT = "gate"
+
+
+def last_gate_verdict(session: Session) -> tuple[str, bool] | None:
+    """The version the deployment gate judged last, and whether it passed."""
+    row = session.execute(
+        select(ModelMetric.model_version, ModelMetric.value)
+        .where(ModelMetric.split == GATE_SPLIT, ModelMetric.metric == "passed")
+        .order_by(ModelMetric.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1] == 1.0)
+
+
+def first_upload_day(session: Session) -> date | None:
+    return session.scalar(select(func.min(Document.upload_date)))
 
 
 def documents_with_predictions(session: Session, document_ids: Sequence[int]) -> int:
