@@ -91,8 +91,8 @@ def test_big_backlogs_are_split_into_batches_of_one_size(
         result = evaluate(instance, resource, None)
     assert isinstance(result, SensorResult)
     batches = requested_ids(result)
-    assert [len(batch) for batch in batches] == [3, 4]
-    assert [i for batch in batches for i in batch] == ids
+    assert [len(batch) for batch in batches] == [4, 3]
+    assert batches == [ids[0::2], ids[1::2]]  # dealt out in turn
     assert len({request.run_key for request in result.run_requests or []}) == 2
 
 
