@@ -20,10 +20,12 @@ from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 from sqlalchemy import func, select
 
 from docflow_assets import services
+from docflow_assets.defs.partitions import TRAINING_SNAPSHOTS
 from docflow_assets.defs.sensors import batch_run_config
 from docflow_assets.demo.render import render_document
 from docflow_assets.ingest import ingest
 from docflow_assets.ml.registry import Registry
+from docflow_assets.ml.training_set import snapshot_partition_key
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, OcrResult
@@ -51,6 +53,20 @@ class CeleryStack:
             services.job_command("process_documents_job", config, {"dagster/partition": partition}),
             env=self.env,
             stdout=(self.folder / f"run-{document_ids[0]}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def train(self) -> subprocess.Popen[bytes]:
+        """A training run of a new snapshot partition, as training_snapshot_sensor launches."""
+        with DagsterInstance.from_config(str(self.dagster_home)) as instance:
+            partition = snapshot_partition_key(datetime.now(UTC))
+            instance.add_dynamic_partitions(TRAINING_SNAPSHOTS, [partition])
+        config = self.folder / "train.json"
+        config.write_text("{}")
+        return subprocess.Popen(
+            services.job_command("train_model_job", config, {"dagster/partition": partition}),
+            env=self.env,
+            stdout=(self.folder / "train.log").open("wb"),
             stderr=subprocess.STDOUT,
         )
 
@@ -119,16 +135,21 @@ def is_ready(worker: ServerProcess) -> bool:
     return " ready." in worker.log_path.read_text(errors="replace")
 
 
-def upload(settings: DocflowSettings, count: int, seed: int) -> list[int]:
+def upload(
+    settings: DocflowSettings, count: int, seed: int, label: str = "letter", labelled: bool = False
+) -> list[int]:
     store = open_object_store(settings.resolved_object_store, settings.s3_endpoint_url)
     ids = []
     for index in range(count):
-        data, extension, _ = render_document("letter", index, seed)
+        data, extension, _ = render_document(label, index, seed)
         source = (settings.resolved_home / f"upload.{extension}").open("wb+")
         with source:
             source.write(data)
             source.seek(0)
-            ids.append(ingest(source, f"letter-{index}.{extension}", settings, store).document.id)
+            stored = ingest(
+                source, f"{label}-{index}.{extension}", settings, store, label if labelled else None
+            )
+            ids.append(stored.document.id)
     return ids
 
 
@@ -171,3 +192,25 @@ def test_runs_share_two_workers_and_a_killed_worker_loses_nothing(stack: CeleryS
     # Read again from the start, recorded once: one OCR row per page, none lost, none twice.
     assert ocr_rows(settings, doomed_batch) == dict.fromkeys(doomed_batch, 1)
     assert ocr_rows(settings, first + second) == dict.fromkeys(first + second, 1)
+
+
+def test_a_training_run_trains_and_registers_on_a_worker(stack: CeleryStack) -> None:
+    settings = stack.settings
+    labelled = [
+        document_id
+        for label in ("letter", "invoice", "memo")
+        for document_id in upload(settings, 4, seed=5, label=label, labelled=True)
+    ]
+    read = stack.launch(labelled)
+    assert read.wait(timeout=600) == 0, (stack.folder / f"run-{labelled[0]}.log").read_text()
+
+    training = stack.train()
+    assert training.wait(timeout=600) == 0, (stack.folder / "train.log").read_text()
+    for step in ("training_set", "document_classifier", "deployed_model"):
+        assert len(stack.steps_by_worker(step)) == 1, step
+    registry = Registry.from_settings(settings)
+    [version] = registry.client.search_model_versions(f"name='{settings.model_name}'")
+    assert registry.version_for_alias(settings.model_alias) == str(version.version)  # deployed
+    run = registry.client.get_run(str(version.run_id))
+    assert run.info.status == "FINISHED"  # dagster-mlflow's run, opened and ended in a worker
+    assert "macro_f1" in " ".join(run.data.metrics)
