@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pypdfium2 as pdfium
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ from docflow_assets.ml.training_set import (
 )
 from docflow_assets.ocr.engines import check_languages
 from docflow_assets.ocr.language import page_script, script_mismatch
-from docflow_assets.ocr.pages import iter_page_images
+from docflow_assets.ocr.pages import page_image
 from docflow_assets.ocr.pipeline import (
     OcrOptions,
     OcrRequest,
@@ -755,18 +756,18 @@ class DocumentService:
         document, data = self.original(document_id)
         if not 1 <= number <= document.pages:
             raise InvalidRequest(f"document {document_id} has {document.pages} pages")
-        for index, image in enumerate(
-            iter_page_images(
-                data, document.content_type, PREVIEW_DPI, self.settings.max_image_pixels
-            ),
-            start=1,
-        ):
-            if index == number:
-                image.thumbnail((max_side, max_side))  # pages come as 8-bit RGB or grey
-                buffer = io.BytesIO()
-                image.save(buffer, format="PNG")
-                return buffer.getvalue()
-        raise InvalidRequest(f"page {number} of document {document_id} cannot be read")
+        try:
+            image = page_image(
+                data, document.content_type, number - 1, PREVIEW_DPI, self.settings.max_image_pixels
+            )
+        except (OSError, EOFError, ValueError, pdfium.PdfiumError) as error:
+            raise InvalidRequest(
+                f"page {number} of document {document_id} cannot be read: {error}"
+            ) from error
+        image.thumbnail((max_side, max_side))  # pages come as 8-bit RGB or grey
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
 
     def delete(self, document_id: int) -> DeletionReport:
         """Removes a document: its row, OCR text, predictions, feature rows and original. Its

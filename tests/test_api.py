@@ -532,3 +532,20 @@ def test_documents_are_found_by_the_words_of_their_text(
     assert client.get("/documents", params={"q": "zyxwvutsrq"}).json()["total"] == 0
     page = client.get("/review", params={"q": "invoice"})
     assert page.status_code == 200 and "[invoice]" in page.text.lower()
+
+
+@pytest.mark.parametrize("file_format", ["PDF", "TIFF"])
+def test_a_long_document_is_reviewed_ten_pages_at_a_time(tmp_path: Path, file_format: str) -> None:
+    data = encoded(file_format, pages=23)
+    with TestClient(create_app(DocflowSettings(home=tmp_path / "home"))) as review:
+        stored = review.post("/upload", files={"file": (f"long.{file_format}", data)}).json()
+        document_id = stored["id"]
+        first = review.get(f"/review/{document_id}").text
+        assert first.count(f'src="/review/{document_id}/page/') == 10
+        assert "Pages 1-10 of 23" in first and "from_page=11" in first
+        last = review.get(f"/review/{document_id}?from_page=21").text
+        assert last.count(f'src="/review/{document_id}/page/') == 3
+        assert "Pages 21-23 of 23" in last and "from_page=11" in last
+        image = review.get(f"/review/{document_id}/page/23")
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+        assert review.get(f"/review/{document_id}/page/24").status_code == 400

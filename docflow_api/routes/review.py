@@ -32,6 +32,8 @@ from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from docflow_assets.store.repository import ReviewFilter
 
 PAGE_SIZE = 50
+# Page images shown at once in a document's view (a 200-page PDF is shown ten pages at a time).
+PAGES_SHOWN = 10
 # The list's label fields are named label-<document id>.
 LABEL_FIELD = "label-"
 
@@ -118,11 +120,15 @@ class ReviewController(Controller):
         document_id: DocumentId,
         service: DocumentService,
         message: Annotated[str | None, Parameter(max_length=300)] = None,
+        from_page: Annotated[int, Parameter(ge=1, le=10_000)] = 1,
     ) -> Template:
         document, pages = service.document_with_pages(document_id)
+        first = min(from_page, max(1, document.pages))
         context = {
             "document": document,
             "pages": pages,
+            "shown": range(first, min(first + PAGES_SHOWN, document.pages + 1)),
+            "pages_shown": PAGES_SHOWN,
             "history": service.history(document_id),
             "classes": service.predicted_classes(),
             "message": message,

@@ -61,6 +61,27 @@ def iter_page_images(
             yield to_8bit(frame)
 
 
+def page_image(
+    data: bytes, content_type: str, index: int, dpi: int = 300, max_pixels: int = 60_000_000
+) -> Image.Image:
+    """Page ``index`` (from 0) alone as an 8-bit image: no page before it is rendered."""
+    if content_type == PDF_CONTENT_TYPE:
+        with PDFIUM_LOCK:
+            pdf = pdfium.PdfDocument(data)
+            try:
+                page = pdf[index]
+                try:
+                    scale = pdf_render_scale(page.get_width(), page.get_height(), dpi, max_pixels)
+                    return page.render(scale=scale).to_pil()
+                finally:
+                    page.close()
+            finally:
+                pdf.close()
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(index)
+        return to_8bit(image)
+
+
 def to_8bit(image: Image.Image) -> Image.Image:
     """1-bit, palette and 16-bit images as 8-bit greyscale or RGB (EasyOCR and OpenCV need it)."""
     if image.mode in {"L", "RGB"}:
