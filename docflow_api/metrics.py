@@ -1,7 +1,7 @@
 """Prometheus metrics: the API's own (request latency comes from Litestar's middleware), and
 the pipeline's, read from the database at scrape time."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -52,31 +52,32 @@ class PipelineCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        documents = GaugeMetricFamily(
-            "docflow_documents", "Documents by status.", labels=["status"]
+        yield _labelled(
+            GaugeMetricFamily,
+            "docflow_documents",
+            "Documents by status.",
+            "status",
+            state.documents_by_status,
         )
-        for status, count in state.documents_by_status.items():
-            documents.add_metric([status], count)
-        yield documents
         yield GaugeMetricFamily(
             "docflow_backlog_oldest_upload_seconds",
             "Age of the oldest upload not yet read (0: nothing waits).",
             value=state.oldest_waiting_seconds,
         )
-        pages = CounterMetricFamily(
+        yield _labelled(
+            CounterMetricFamily,
             "docflow_pages_read",
             "Pages whose OCR text is stored, by engine (pipeline and online reads).",
-            labels=["engine"],
+            "engine",
+            state.pages_read_by_engine,
         )
-        for engine, count in state.pages_read_by_engine.items():
-            pages.add_metric([engine], count)
-        yield pages
-        failed = GaugeMetricFamily(
-            "docflow_documents_failed", "Failed documents by kind of failure.", labels=["reason"]
+        yield _labelled(
+            GaugeMetricFamily,
+            "docflow_documents_failed",
+            "Failed documents by kind of failure.",
+            "reason",
+            state.failures_by_kind,
         )
-        for kind, count in state.failures_by_kind.items():
-            failed.add_metric([kind], count)
-        yield failed
         gate = GaugeMetricFamily(
             "docflow_model_gate_passed",
             "1 if the model version the deployment gate judged last passed it, else 0.",
@@ -86,3 +87,17 @@ class PipelineCollector(Collector):
             version, passed = state.last_gate_verdict
             gate.add_metric([version], 1 if passed else 0)
         yield gate
+
+
+def _labelled(
+    family: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    values: Mapping[str, float],
+) -> Metric:
+    """One sample per entry of ``values``, the key as ``label``."""
+    metric = family(name, documentation, labels=[label])
+    for key, value in values.items():
+        metric.add_metric([key], value)
+    return metric
