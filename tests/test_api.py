@@ -316,7 +316,7 @@ def test_api_keys_guard_every_route_but_health_metrics_and_the_docs(
         assert {"predictions", "documents"} <= {t for op in _operations(spec) for t in op["tags"]}
         front = guarded.get("/")
         assert front.status_code == 200 and 'href="/schema/swagger"' in front.text
-        assert "Dagster UI" in front.text and "mlflow ui --backend-store-uri" in front.text
+        assert "Dagster UI" in front.text and "docflow mlflow-ui" in front.text
         refused = guarded.post("/predict/text", json={"text": "hello"})
         assert refused.status_code == 401 and "X-API-Key" in refused.json()["detail"]
         wrong = guarded.get("/documents", headers={"X-API-Key": "nope"})

@@ -288,6 +288,8 @@ def test_uploads_are_processed_and_a_model_is_trained_registered_and_served(
     link = Registry(stack.mlflow_url, None, MODEL_NAME).run_url(champion.run_id)
     assert link is not None and link.startswith(stack.mlflow_url)
     assert link.endswith(f"/runs/{champion.run_id}") and "/#/experiments/" in link
+    version_link = Registry(stack.mlflow_url, None, MODEL_NAME).version_url(champion.version)
+    assert version_link == f"{stack.mlflow_url}/#/models/{MODEL_NAME}/versions/{champion.version}"
     assert trained_by in {str(run["runId"]) for run in trainings}
     assert stack.seaweed.keys("mlflow/"), "MLflow's artefacts are in the S3 bucket"
     assert stack.seaweed.keys("stack/training_sets/partitions/"), "the snapshot is in S3"

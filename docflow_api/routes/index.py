@@ -15,7 +15,8 @@ def index(settings: DocflowSettings) -> str:
     mlflow = (
         f'<a href="{escape(tracking)}">MLflow UI</a>'
         if tracking.startswith(("http://", "https://"))
-        else f"MLflow UI: <code>mlflow ui --backend-store-uri {escape(tracking)}</code>"
+        else f"MLflow UI: <code>DOCFLOW_HOME={escape(str(settings.resolved_home))} "
+        "docflow mlflow-ui</code>"
     )
     links = [
         '<a href="/review">Review documents</a> (page images, text, predictions, labels)',

@@ -309,6 +309,11 @@ def document_classifier(
                 if (url := registry.run_url(registered.run_id))
                 else {}
             ),
+            **(
+                {"mlflow_model_version": MetadataValue.url(url)}
+                if (url := registry.version_url(registered.version))
+                else {}
+            ),
             "training_set_sha256": snapshot.sha256,
             "training_snapshot": context.partition_key,
             "verdict": "deploy" if not refused else "refused",

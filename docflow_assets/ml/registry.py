@@ -75,12 +75,20 @@ class Registry:
             SqlAlchemyStore(self.tracking_uri, self.artifact_location)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
+    def _ui(self) -> str | None:
+        """The MLflow UI's address, when the tracking store is a server."""
+        uri = self.tracking_uri
+        return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+
     def run_url(self, run_id: str) -> str | None:
         """Where the MLflow UI shows a run, when the tracking store is a server."""
-        uri = self.tracking_uri
-        if not uri.startswith(("http://", "https://")):
-            return None
-        return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        ui = self._ui()
+        return None if ui is None else f"{ui}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    def version_url(self, version: str) -> str | None:
+        """Where the MLflow UI shows a registered version, when the tracking store is a server."""
+        ui = self._ui()
+        return None if ui is None else f"{ui}/#/models/{self.model_name}/versions/{version}"
 
     def experiment_id(self) -> str:
         experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
