@@ -45,9 +45,6 @@ from docflow_assets.ocr.pipeline import (
 )
 from docflow_assets.ocr.preprocess import PreprocessConfig
 from docflow_assets.settings import DocflowSettings
-
-if TYPE_CHECKING:
-    from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
 from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
@@ -81,6 +78,9 @@ from docflow_assets.store.repository import (
     set_label,
     status_counts,
 )
+
+if TYPE_CHECKING:
+    from docflow_assets.ml.classifier import DocumentClassifier, ScoredText
 
 # A page read with less mean word confidence than this counts as a low-confidence page.
 MIN_MEAN_CONFIDENCE = 0.6

@@ -42,16 +42,7 @@ def iter_page_images(
             pages = len(pdf)
         try:
             for index in range(pages):
-                with PDFIUM_LOCK:
-                    page = pdf[index]
-                    try:
-                        scale = pdf_render_scale(
-                            page.get_width(), page.get_height(), dpi, max_pixels
-                        )
-                        image = page.render(scale=scale).to_pil()
-                    finally:
-                        page.close()
-                yield image
+                yield _rendered(pdf, index, dpi, max_pixels)
         finally:
             with PDFIUM_LOCK:
                 pdf.close()
@@ -69,17 +60,23 @@ def page_image(
         with PDFIUM_LOCK:
             pdf = pdfium.PdfDocument(data)
             try:
-                page = pdf[index]
-                try:
-                    scale = pdf_render_scale(page.get_width(), page.get_height(), dpi, max_pixels)
-                    return page.render(scale=scale).to_pil()
-                finally:
-                    page.close()
+                return _rendered(pdf, index, dpi, max_pixels)
             finally:
                 pdf.close()
     with Image.open(io.BytesIO(data)) as image:
         image.seek(index)
         return to_8bit(image)
+
+
+def _rendered(pdf: pdfium.PdfDocument, index: int, dpi: int, max_pixels: int) -> Image.Image:
+    """One PDF page at ``dpi`` (lower for oversized pages), holding the PDFium lock."""
+    with PDFIUM_LOCK:
+        page = pdf[index]
+        try:
+            scale = pdf_render_scale(page.get_width(), page.get_height(), dpi, max_pixels)
+            return page.render(scale=scale).to_pil()
+        finally:
+            page.close()
 
 
 def to_8bit(image: Image.Image) -> Image.Image:
