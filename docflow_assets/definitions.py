@@ -13,6 +13,7 @@ from docflow_assets.defs.resources import (
 from docflow_assets.defs.retention import retention_job, retention_schedule
 from docflow_assets.defs.sensors import (
     failed_documents_sensor,
+    model_scoring_sensor,
     new_uploads_sensor,
     training_snapshot_sensor,
 )
@@ -34,6 +35,7 @@ defs = Definitions(
         new_uploads_sensor,
         failed_documents_sensor,
         training_snapshot_sensor,
+        model_scoring_sensor,
     ],
     resources={
         "docflow": DocflowResource(),

@@ -1,6 +1,6 @@
 """The demo's run on the embedded default: render a corpus, start Dagster (webserver and daemon),
-ingest, then follow what the sensors do (OCR runs, the training run) and score what is left,
-and start the API. The CLI only shows its progress; this module knows the steps."""
+ingest, then follow what the sensors do (OCR runs, the training run, the deployed model's
+scoring runs), and start the API. The CLI only shows its progress; this module knows the steps."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Protocol
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster_graphql import DagsterGraphQLClient
+from sqlalchemy.orm import Session
 
 from docflow_assets import services
 from docflow_assets.defs.partitions import PARTITION_TAG, TRAINING_SNAPSHOTS
@@ -26,10 +27,10 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.objects import open_object_store
 from docflow_assets.store.repository import (
-    days_waiting_for_predictions,
     documents_with_predictions,
     latest_model_metrics,
     processed_count,
+    settled_count,
     status_counts,
 )
 
@@ -131,15 +132,8 @@ class DemoStack:
         self.progress.step("5. training_snapshot_sensor: snapshot, train, register, deploy")
         self._wait_for_run(self._training_run(started))
 
-        self.progress.step("6. predictions with the deployed model")
-        with session_scope(self.settings.resolved_database_url) as session:
-            days = days_waiting_for_predictions(session, ids)
-        for day in days:
-            self._wait_for_run(
-                self.client.submit_job_execution(
-                    "score_documents_job", tags={"dagster/partition": day.isoformat()}
-                )
-            )
+        self.progress.step("6. model_scoring_sensor: the deployed model scores what waits")
+        self._wait_for_documents(ids, "documents predicted by sensor runs", settled_count)
 
         self.progress.step("7. API")
         services.start(services.api_service(self.api_port), self.run_dir, self.env)
@@ -153,17 +147,22 @@ class DemoStack:
                 metrics,
             )
 
-    def _wait_for_documents(self, ids: list[int]) -> None:
+    def _wait_for_documents(
+        self,
+        ids: list[int],
+        what: str = "documents processed by sensor runs",
+        count: Callable[[Session, list[int]], int] = processed_count,
+    ) -> None:
         deadline = time.monotonic() + self.timeout
-        with self.progress.counting("documents processed by sensor runs", len(ids)) as update:
+        with self.progress.counting(what, len(ids)) as update:
             while True:
                 with session_scope(self.settings.resolved_database_url) as session:
-                    finished = processed_count(session, ids)
+                    finished = count(session, ids)
                 update(finished)
                 if finished >= len(ids):
                     return
                 if time.monotonic() > deadline:
-                    raise DemoFailed("timed out waiting for the sensor's OCR runs")
+                    raise DemoFailed(f"timed out waiting for {what}")
                 time.sleep(2)
 
     def _training_run(self, since: datetime) -> str:

@@ -9,7 +9,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -49,6 +49,7 @@ from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
 from docflow_assets.store.objects import ObjectNotFound, ObjectStore, open_object_store
 from docflow_assets.store.repository import (
+    GATE_SPLIT,
     PredictionFilter,
     ReviewFilter,
     add_prediction,
@@ -59,6 +60,7 @@ from docflow_assets.store.repository import (
     document_pages,
     document_texts,
     documents_by_id,
+    documents_to_score,
     failures_by_kind,
     last_gate_verdict,
     latest_predictions,
@@ -71,6 +73,7 @@ from docflow_assets.store.repository import (
     prediction_classes,
     prediction_history,
     recent_predicted_classes,
+    record_model_metrics,
     release_online_ocr,
     replace_ocr_results,
     review_page,
@@ -198,6 +201,14 @@ class ScoresReport:
     model_version: str
     by_class: dict[str, int]
     preview: list[Row]
+
+
+@dataclass(frozen=True)
+class ScoringBacklog:
+    """The served version, and (id, upload day) of the documents it should score."""
+
+    model_version: str | None
+    documents: list[tuple[int, date]]
 
 
 @dataclass(frozen=True)
@@ -470,6 +481,24 @@ class DocumentService:
                         }
                     )
         return ScoresReport(deployed.name, deployed.version, dict(classes), preview)
+
+    def scoring_backlog(self, limit: int, exclude: Collection[int] = ()) -> ScoringBacklog:
+        """What the served model should score next (at most ``limit`` documents, none of
+        ``exclude``): documents read but never predicted, then those the re-score policy
+        (DOCFLOW_RESCORE_ON_DEPLOY) hands to a newly deployed version."""
+        version = self.registry.version_for_alias(self.settings.model_alias)
+        if version is None:
+            return ScoringBacklog(None, [])
+        with session_scope(self.database) as session:
+            documents = documents_to_score(
+                session,
+                self.settings.model_name,
+                version,
+                self.settings.rescore_on_deploy,
+                limit,
+                exclude,
+            )
+        return ScoringBacklog(version, documents)
 
     def class_drift(self) -> tuple[float, int]:
         """Total variation between the recent predicted classes and the training labels, and
@@ -805,6 +834,16 @@ class DocumentService:
     def model_metrics(self, model_name: str, model_version: str) -> dict[str, float]:
         with session_scope(self.database) as session:
             return model_metrics(session, model_name, model_version)
+
+    def record_training(
+        self, model_name: str, model_version: str, figures: dict[str, float], passed: bool
+    ) -> None:
+        """A trained version's cross-validated figures and the gate's verdict on it."""
+        with session_scope(self.database) as session:
+            record_model_metrics(session, model_name, model_version, "test", figures)
+            record_model_metrics(
+                session, model_name, model_version, GATE_SPLIT, {"passed": float(passed)}
+            )
 
     def pipeline_state(self) -> PipelineState:
         """What an operator watches: documents by status, the backlog, pages read, failures,

@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The embedded default's database, in the home.
 DATABASE_FILE = "docflow.db"
+# Training defaults: folds of the model selection, epochs a network may run, seed of both.
+TRAINING_FOLDS = 5
+TRAINING_MAX_EPOCHS = 60
+MODEL_SEED = 7
 
 
 class DocflowSettings(BaseSettings):
@@ -84,6 +88,12 @@ class DocflowSettings(BaseSettings):
         "of one size). Each run costs a process start of ~6 s CPU, so small batches waste the "
         "cores; with Celery the runs in flight are what workers share, so keep at least two "
         "runs per worker in a typical backlog.",
+    )
+    rescore_on_deploy: Literal["none", "unconfirmed", "all"] = Field(
+        default="unconfirmed",
+        description="What a newly deployed model re-scores besides the documents waiting for "
+        "a first prediction: none, unconfirmed (documents with no label: no review decision "
+        "yet) or all. Re-scores are new predictions; the history keeps the old ones.",
     )
     retrain_min_new_labels: int = Field(
         default=50, description="New or changed labels that make a new training set and a retrain."

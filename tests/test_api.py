@@ -59,6 +59,29 @@ def test_predict_text_classifies_unseen_documents(
     assert correct / len(rendered) >= 0.85
 
 
+def test_the_front_page_shows_the_model_and_the_pipeline(
+    client: TestClient, trained_home: TrainedHome
+) -> None:
+    from html import unescape
+
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    shown = unescape(page.text)
+    trained = trained_home.materialisations["document_classifier"]
+    assert f"Serving version {trained_home.model_version}" in shown
+    assert f"on snapshot {trained['training_snapshot']}" in shown
+    assert f"cross-validated macro-F1 {trained['test_macro_f1']:.3f}" in shown
+    assert str(trained["head"]) in shown
+    # Documents by status, linked to the review list; the holdout's predictions are recent.
+    assert 'href="/review?status=predicted"' in shown
+    assert 'id="backlog"' in shown and 'id="upload"' in shown
+    recent = shown[shown.index('id="recent"') :]
+    assert any(f'href="/review/{i}"' in recent for i in trained_home.holdout)
+    for link in ("/review", "/schema/swagger", "/health"):
+        assert f'href="{link}"' in shown
+    assert "font:" in shown  # the review page's look, not the browser's default serif
+
+
 def test_predict_text_leaves_scores_out_unless_asked(client: TestClient) -> None:
     body = client.post("/predict/text", json={"text": "INVOICE Total Due 12.00"}).json()
     assert body["all_scores"] is None
@@ -317,6 +340,10 @@ def test_api_keys_guard_every_route_but_health_metrics_and_the_docs(
         front = guarded.get("/")
         assert front.status_code == 200 and 'href="/schema/swagger"' in front.text
         assert "Dagster UI" in front.text and "docflow mlflow-ui" in front.text
+        # Without a key the front page says where things are, and shows no data.
+        assert 'id="locked"' in front.text and 'id="recent"' not in front.text
+        signed_in = guarded.get("/", headers={"X-API-Key": "k1"})
+        assert 'id="recent"' in signed_in.text and 'id="locked"' not in signed_in.text
         refused = guarded.post("/predict/text", json={"text": "hello"})
         assert refused.status_code == 401 and "X-API-Key" in refused.json()["detail"]
         wrong = guarded.get("/documents", headers={"X-API-Key": "nope"})

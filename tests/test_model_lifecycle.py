@@ -98,6 +98,19 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
     version, verdict, reason = served.last_verdict() or ("", "", "")
     assert version != trained_home.model_version and verdict == "refused"
     assert "beats_majority_class: cross-validated accuracy" in reason
+    # The front page and the review page say which version was refused and why.
+    from html import unescape
+
+    from litestar.testing import TestClient
+
+    from docflow_api.app import create_app
+
+    with TestClient(create_app(home_copy)) as client:
+        for page in ("/", "/review"):
+            shown = unescape(client.get(page).text)
+            assert f"Serving version {trained_home.model_version}" in shown
+            assert f"Version {version} was refused by the deployment gate" in shown
+            assert "beats_majority_class: cross-validated accuracy" in shown
 
 
 def test_the_gate_is_relative_and_says_why() -> None:
@@ -119,36 +132,89 @@ def test_the_gate_is_relative_and_says_why() -> None:
     assert deployed_check(0.90, 0.91, "3", 40, GateThresholds(max_regression=0.02)).passed
 
 
-def test_cross_validation_picks_the_head_that_does_better_on_unseen_documents() -> None:
+def test_cross_validation_picks_the_candidate_that_does_better_on_unseen_documents() -> None:
     """Rendered documents score 1.000 whatever the model; a set with shared vocabulary, OCR
-    noise and 12 labels a class tells heads apart."""
+    noise and 12 labels a class tells candidates apart."""
     from docflow_assets.demo.hard_texts import hard_corpus
 
     texts, labels = hard_corpus(classes=8, per_class=12, seed=0)
     unseen, truth = hard_corpus(classes=8, per_class=15, seed=1)
-    good = Head("linear", hidden=0, weight_decay=1e-2, learning_rate=1e-2)
+    linear = Head("linear", hidden=0, weight_decay=1e-2, learning_rate=1e-2)
     # Weight decay this strong pins the first layer near zero: it cannot learn much.
     poor = Head("mlp-crushed", hidden=32, weight_decay=3.0, learning_rate=2e-3)
-    config = TrainingConfig(heads=(poor, good), folds=4, max_epochs=30)
+    config = TrainingConfig(heads=(poor, linear), folds=4, max_epochs=30)
     result = train_classifier(texts, labels, config)
-    assert result.classifier.hyperparameters["head"] == "linear"
-    assert result.head_scores["linear"] > result.head_scores["mlp-crushed"]
+    assert result.chosen == max(result.head_scores, key=lambda name: result.head_scores[name])
+    assert {f"logistic-C{c:g}" for c in (1, 4, 16, 64)} <= set(result.head_scores)
+    # A network that trails from the first fold on is dropped, and says why.
+    assert "mlp-crushed" in result.dropped_heads
+    assert "after fold 1 of 4" in result.dropped_heads["mlp-crushed"]
+    assert "mlp-crushed" not in result.head_scores
     # The final fit saw them all.
     assert result.split_sizes == {"train": len(texts), "cross_validated": len(texts), "folds": 4}
-    held_out = {}
-    for head in (good, poor):
-        alone = train_classifier(
-            texts, labels, TrainingConfig(heads=(head,), folds=2, max_epochs=30)
-        )
-        predicted = [s.predicted_class for s in alone.classifier.score_texts(unseen)]
-        held_out[head.name] = evaluate(sorted(set(labels)), truth, predicted).macro_f1
-    assert held_out["linear"] > held_out["mlp-crushed"] + 0.1
+    # The cross-validated figure is what unseen documents get, within the noise of 120.
+    predicted = [s.predicted_class for s in result.classifier.score_texts(unseen)]
+    held_out = evaluate(sorted(set(labels)), truth, predicted).macro_f1
+    assert abs(held_out - result.test.macro_f1) < 0.15, (held_out, result.test.macro_f1)
     # Calibrated: the mean confidence on unseen documents is close to the share it gets right.
     scored = result.classifier.score_texts(unseen)
     accuracy = sum(s.predicted_class == t for s, t in zip(scored, truth, strict=True)) / len(truth)
     confidence = sum(s.confidence for s in scored) / len(scored)
     assert abs(confidence - accuracy) < 0.15, (confidence, accuracy)
     assert result.test.macro_f1 > result.majority_rate
+
+
+def test_where_the_baseline_is_best_it_is_served_as_an_exact_pytorch_head() -> None:
+    """A set on which logistic regression at the baseline's strength beats every other
+    candidate: the served model is that regression, fitted exactly (the same answers as
+    scikit-learn's), never worse on the folds than the baseline, and the gate says why."""
+    from sklearn.linear_model import LogisticRegression
+
+    from docflow_assets.demo.hard_texts import hard_corpus
+    from docflow_assets.ml.gate import GateThresholds
+    from docflow_assets.ml.promotion import ServedComparison, judge
+
+    texts, labels = hard_corpus(classes=6, per_class=10, seed=4)
+    crushed = Head("mlp-crushed", hidden=32, weight_decay=3.0, learning_rate=2e-3)
+    # Much stronger regularisation than the baseline's loses on these texts.
+    config = TrainingConfig(heads=(crushed,), logistic_path=(1e-3, 1e-2, 1.0), folds=3)
+    result = train_classifier(texts, labels, config)
+    assert result.chosen == "logistic-C1" and result.chosen_is_baseline_family
+    assert result.head_scores["logistic-C1"] > result.head_scores["logistic-C0.001"]
+    assert result.test.macro_f1 == result.baseline_test.macro_f1
+    assert result.fold_scores["logistic-C1"] == result.fold_scores["baseline"]
+    # The served network is scikit-learn's fit: same probabilities, up to the temperature.
+    classifier = result.classifier
+    features = classifier.vectorizer.transform(texts)
+    reference = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(
+        features, labels
+    )
+    temperature = classifier.temperature
+    logits = reference.decision_function(features) / temperature
+    expected = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    assert list(reference.classes_) == classifier.classes
+    assert abs(classifier.predict_proba(features) - expected).max() < 1e-4
+    assert classifier.hyperparameters["family"] == "logistic"
+    verdict = judge(result, ServedComparison(None), GateThresholds())
+    assert verdict.passed, verdict.reason
+    baseline = next(gate for gate in verdict.gates if gate.name == "beats_baseline")
+    assert "by construction" in baseline.reason and "C=1" in baseline.reason
+
+
+def test_the_candidate_is_never_worse_on_its_folds_than_the_baseline() -> None:
+    """Whatever wins, on any set: the baseline is one of the candidates on the same folds."""
+    from docflow_assets.demo.hard_texts import hard_corpus
+
+    for classes, seed in ((5, 0), (5, 5), (2, 1)):
+        texts, labels = hard_corpus(classes=classes, per_class=9, seed=seed)
+        result = train_classifier(texts, labels, TrainingConfig(folds=3, max_epochs=20))
+        assert result.test.macro_f1 >= result.baseline_test.macro_f1
+        assert set(result.head_scores) >= {"logistic-C1", "logistic-C16"}
+        # What is served answers as cross-validation expected of it on the texts it saw.
+        scored = result.classifier.score_texts(texts)
+        assert sum(s.predicted_class == t for s, t in zip(scored, labels, strict=True)) > 0.9 * len(
+            labels
+        )
 
 
 @pytest.fixture(scope="module")
@@ -376,7 +442,7 @@ def test_predictions_score_with_the_version_that_made_the_features(
     assert materialization.metadata["documents"].value == len(holdout)  # this batch
     # The partition is the upload day: its row count is every predicted document of the day.
     day = DocumentService.from_settings(home_copy).day_counts(date.fromisoformat(today_partition()))
-    assert materialization.metadata["dagster/row_count"].value == day["predicted"] > len(holdout)
+    assert materialization.metadata["dagster/row_count"].value == day["predicted"] >= len(holdout)
 
 
 def test_a_manual_training_trains_on_todays_labels_even_with_none_new(

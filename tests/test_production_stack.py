@@ -291,6 +291,13 @@ def test_uploads_are_processed_and_a_model_is_trained_registered_and_served(
     version_link = Registry(stack.mlflow_url, None, MODEL_NAME).version_url(champion.version)
     assert version_link == f"{stack.mlflow_url}/#/models/{MODEL_NAME}/versions/{champion.version}"
     assert trained_by in {str(run["runId"]) for run in trainings}
+    # The labelled uploads were read before any model existed: nobody launches a job, and the
+    # daemon's model_scoring_sensor has the deployed version score them.
+    assert set(stack.wait_until_final(labelled, 300).values()) == {"predicted"}
+    scoring = stack.runs("score_documents_job")
+    assert scoring, "the deploy led to scoring runs"
+    scoring_tag = {"key": "dagster/sensor_name", "value": "model_scoring_sensor"}
+    assert all(scoring_tag in run["tags"] for run in scoring)
     assert stack.seaweed.keys("mlflow/"), "MLflow's artefacts are in the S3 bucket"
     assert stack.seaweed.keys("stack/training_sets/partitions/"), "the snapshot is in S3"
 
@@ -424,3 +431,6 @@ def test_stopping_the_daemon_the_s3_server_and_the_api_mid_stream_loses_nothing(
     )
     assert step_retries + run_retries >= 1, "the S3 outage hit the run, which rode it out"
     assert not failed, [httpx.get(f"{stack.api_url}/document/{i}").json() for i in failed]
+    # A model is served (the earlier test deployed one): every acknowledged upload ends
+    # predicted through the daemon alone.
+    assert set(statuses.values()) == {"predicted"}, statuses

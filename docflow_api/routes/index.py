@@ -1,35 +1,51 @@
-"""The front page: where the API's docs and the other UIs are."""
+"""The front page: the state of the pipeline and the model, an upload box, and where the
+API's docs and the other UIs are."""
 
 from __future__ import annotations
 
-from html import escape
+from litestar import Request, get
+from litestar.response import Template
 
-from litestar import MediaType, get
+from docflow_api.dependencies import ApiContext
+from docflow_api.security import KEY_COOKIE, api_keys, valid_key
+from docflow_assets.store.repository import PredictionFilter
 
-from docflow_assets.settings import DocflowSettings
+RECENT_PREDICTIONS = 10
 
 
-@get("/", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
-def index(settings: DocflowSettings) -> str:
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    return " ".join(f"{value} {unit}" for value, unit in parts if value)[:24] or "0 s"
+
+
+@get("/", include_in_schema=False, sync_to_thread=True)
+def index(context: ApiContext, request: Request) -> Template:
+    """Open to all (it says where everything is); with API keys on, the state is shown only
+    to a caller with a key (header or the review page's cookie)."""
+    settings = context.settings
     tracking = settings.resolved_mlflow_tracking_uri
-    mlflow = (
-        f'<a href="{escape(tracking)}">MLflow UI</a>'
-        if tracking.startswith(("http://", "https://"))
-        else f"MLflow UI: <code>DOCFLOW_HOME={escape(str(settings.resolved_home))} "
-        "docflow mlflow-ui</code>"
-    )
-    links = [
-        '<a href="/review">Review documents</a> (page images, text, predictions, labels)',
-        '<a href="/schema/swagger">API docs (Swagger UI)</a>',
-        '<a href="/schema/redoc">API docs (ReDoc)</a>',
-        '<a href="/schema/openapi.json">OpenAPI document</a>',
-        '<a href="/health">health</a>',
-        f'<a href="{escape(settings.dagster_ui_url)}">Dagster UI</a> (pipelines, runs, checks)',
-        mlflow + " (training runs and registered models)",
-    ]
-    items = "".join(f"<li>{link}</li>" for link in links)
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Docflow</title>'
-        "</head><body><h1>Docflow</h1><p>Document OCR and classification.</p>"
-        f"<ul>{items}</ul></body></html>"
+    page: dict[str, object] = {
+        "dagster_ui": settings.dagster_ui_url,
+        "mlflow_url": tracking if tracking.startswith(("http://", "https://")) else None,
+        "home": str(settings.resolved_home),
+        "threshold": settings.confidence_threshold,
+    }
+    keys = api_keys(settings)
+    given = (request.headers.get("x-api-key", ""), request.cookies.get(KEY_COOKIE, ""))
+    if keys and not any(valid_key(key, keys) for key in given):
+        return Template(template_name="index.html", context={**page, "locked": True})
+    state = context.service.pipeline_state()
+    _, recent = context.service.predictions(PredictionFilter(), 1, RECENT_PREDICTIONS)
+    return Template(
+        template_name="index.html",
+        context={
+            **page,
+            "model": context.model_holder.state(),
+            "state": state,
+            "waiting": _duration(state.oldest_waiting_seconds),
+            "recent": recent,
+        },
     )

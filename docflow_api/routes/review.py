@@ -65,6 +65,7 @@ class ReviewController(Controller):
         self,
         service: DocumentService,
         settings: DocflowSettings,
+        context: ApiContext,
         status: Annotated[str | None, Parameter(max_length=16)] = None,
         predicted_class: Annotated[str | None, Parameter(max_length=64)] = None,
         unlabelled: bool = False,
@@ -98,7 +99,7 @@ class ReviewController(Controller):
             query = {name: value for name, value in chosen.items() if value}
             return f"/review?{urlencode({**query, 'page': number})}"
 
-        context: dict[str, Any] = {
+        page_context: dict[str, Any] = {
             "rows": rows,
             "total": total,
             "page": page,
@@ -111,20 +112,22 @@ class ReviewController(Controller):
             "message": message,
             "query": q or "",
             "back": page_link(page),
+            "model": context.model_holder.state(),
         }
-        return Template(template_name="list.html", context=context)
+        return Template(template_name="list.html", context=page_context)
 
     @get("/{document_id:int}", sync_to_thread=True)
     def document(
         self,
         document_id: DocumentId,
         service: DocumentService,
+        context: ApiContext,
         message: Annotated[str | None, Parameter(max_length=300)] = None,
         from_page: Annotated[int, Parameter(ge=1, le=10_000)] = 1,
     ) -> Template:
         document, pages = service.document_with_pages(document_id)
         first = min(from_page, max(1, document.pages))
-        context = {
+        page = {
             "document": document,
             "pages": pages,
             "shown": range(first, min(first + PAGES_SHOWN, document.pages + 1)),
@@ -132,8 +135,9 @@ class ReviewController(Controller):
             "history": service.history(document_id),
             "classes": service.predicted_classes(),
             "message": message,
+            "model": context.model_holder.state(),
         }
-        return Template(template_name="document.html", context=context)
+        return Template(template_name="document.html", context=page)
 
     @get("/{document_id:int}/page/{number:int}", sync_to_thread=True, media_type="image/png")
     def page_image(

@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     MaterializeResult,
     MetadataValue,
     RetryRequested,
@@ -30,6 +31,8 @@ from docflow_assets.document_service import (
 from docflow_assets.store.models import DocumentStatus
 from docflow_assets.store.objects import StoreUnavailable
 
+# Named, not imported: the model assets depend on ocr_text, which is defined here.
+DEPLOYED_MODEL = AssetKey("deployed_model")
 MAX_EMPTY_TEXT_RATE = 0.2
 MAX_LOW_CONFIDENCE_RATE = 0.3
 MAX_LANGUAGE_MISMATCH_RATE = 0.1
@@ -186,7 +189,8 @@ def ocr_text(
     partitions_def=upload_days,
     group_name="documents",
     owners=[OWNER],
-    deps=[ocr_text],
+    # The served model's vectorizer makes the vectors: a deploy makes the day's partitions stale.
+    deps=[ocr_text, DEPLOYED_MODEL],
     kinds={"scikitlearn"},
     description="TF-IDF vectors of the day's OCR text under the deployed model's vectorizer.",
 )
@@ -227,7 +231,7 @@ def _drift_check(docflow: DocflowResource) -> AssetCheckResult:
     partitions_def=upload_days,
     group_name="documents",
     owners=[OWNER],
-    deps=[tfidf_features],
+    deps=[tfidf_features, DEPLOYED_MODEL],
     kinds={"pytorch", "sql"},
     description="Class and all scores for each document of the day, by the deployed model.",
     check_specs=[

@@ -12,6 +12,7 @@ from dagster import (
     AssetExecutionContext,
     AssetRecordsFilter,
     Config,
+    DataVersion,
     Failure,
     FreshnessPolicy,
     MaterializeResult,
@@ -25,14 +26,8 @@ from docflow_assets.defs import OWNER
 from docflow_assets.defs.documents import ocr_text, retry_through_outages
 from docflow_assets.defs.partitions import PARTITION_TAG, training_snapshots
 from docflow_assets.defs.resources import DocflowResource
-from docflow_assets.ml.gate import (
-    GateResult,
-    GateThresholds,
-    baseline_check,
-    deployed_check,
-    floor_check,
-    majority_check,
-)
+from docflow_assets.ml.gate import GateResult, GateThresholds
+from docflow_assets.ml.promotion import compare_with_served, judge
 from docflow_assets.ml.training_set import (
     current_snapshot_labels,
     labelled_frame,
@@ -42,13 +37,14 @@ from docflow_assets.ml.training_set import (
     save_snapshot,
     snapshot_by_hash,
 )
-from docflow_assets.settings import DocflowSettings
-from docflow_assets.store.database import session_scope
-from docflow_assets.store.repository import (
-    GATE_SPLIT,
-    labelled_documents_in_processing,
-    record_model_metrics,
+from docflow_assets.settings import (
+    MODEL_SEED,
+    TRAINING_FOLDS,
+    TRAINING_MAX_EPOCHS,
+    DocflowSettings,
 )
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.repository import labelled_documents_in_processing
 
 MIN_DOCUMENTS_PER_CLASS = 3
 MAX_CLASS_IMBALANCE = 10.0
@@ -135,9 +131,9 @@ class ClassifierConfig(Config):
     baseline_margin: float = 0.0
     majority_margin: float = 0.1
     max_regression: float = 0.0
-    max_epochs: int = 60
-    folds: int = 5
-    seed: int = 7
+    max_epochs: int = TRAINING_MAX_EPOCHS
+    folds: int = TRAINING_FOLDS
+    seed: int = MODEL_SEED
 
 
 def _gate_result(gate: GateResult, version: str) -> AssetCheckResult:
@@ -156,7 +152,7 @@ def _gate_result(gate: GateResult, version: str) -> AssetCheckResult:
 
 GATE_CHECKS = {
     "macro_f1_above_floor": "Cross-validated macro-F1 above DOCFLOW_MODEL_MIN_MACRO_F1 (if set).",
-    "beats_baseline": "Beats a logistic regression trained on the same folds.",
+    "beats_baseline": "At least as good as a plain logistic regression on the same folds.",
     "beats_majority_class": "Accuracy clearly above always naming the largest class.",
     "not_worse_than_deployed": "No worse than the served version on documents it never saw.",
 }
@@ -174,10 +170,11 @@ def classifier_freshness(settings: DocflowSettings) -> FreshnessPolicy:
     kinds={"pytorch", "mlflow"},
     freshness_policy=classifier_freshness(DocflowSettings()),
     description=(
-        "TF-IDF + PyTorch classifier trained on its partition's snapshot: the head (linear or "
-        "MLP, regularisation) chosen by cross-validation, confidences calibrated, then trained "
-        "on every labelled document. Each partition is one MLflow run and registry version, "
-        "gated relative to its baseline."
+        "TF-IDF + PyTorch classifier trained on its partition's snapshot: the candidate "
+        "(logistic regression fitted exactly at one of several strengths, or an MLP) chosen by "
+        "cross-validation, confidences calibrated, then trained on every labelled document. "
+        "Each partition is one MLflow run and registry version, gated relative to its "
+        "baseline."
     ),
     check_specs=[
         AssetCheckSpec(
@@ -215,7 +212,7 @@ def document_classifier(
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
     # Imported by the runs that train: every other process that loads the code location (run
     # workers, the daemon, the sensors) is spared torch and scikit-learn (~2 s each).
-    from docflow_assets.ml.training import TrainingConfig, evaluate, train_classifier
+    from docflow_assets.ml.training import TrainingConfig, train_classifier
 
     result = train_classifier(
         texts,
@@ -224,25 +221,15 @@ def document_classifier(
     )
     registry = docflow.registry()
     deployed = registry.load_alias(settings.model_alias)
-    unseen: list[int] = []
-    candidate_f1 = deployed_f1 = None
+    served_pairs = None
     if deployed is not None:
         trained_on = registry.training_set_hash(deployed.run_id)
         seen_frame = snapshot_by_hash(docflow.store(), trained_on) if trained_on else None
         if seen_frame is not None:
-            seen = set(zip(seen_frame["document_id"], seen_frame["label"], strict=True))
-            pairs = zip(frame["document_id"], labels, strict=True)
-            unseen = [
-                index
-                for index, pair in enumerate(pairs)
-                if pair not in seen and index in result.predicted
-            ]
-        if unseen:
-            truth = [labels[i] for i in unseen]
-            classes = result.classifier.classes
-            served = deployed.classifier.score_texts([texts[i] for i in unseen])
-            deployed_f1 = evaluate(classes, truth, [s.predicted_class for s in served]).macro_f1
-            candidate_f1 = evaluate(classes, truth, [result.predicted[i] for i in unseen]).macro_f1
+            served_pairs = set(zip(seen_frame["document_id"], seen_frame["label"], strict=True))
+    served = compare_with_served(
+        result, texts, labels, frame["document_id"].tolist(), deployed, served_pairs
+    )
     registered = registry.log_training(
         result,
         snapshot.sha256,
@@ -252,52 +239,28 @@ def document_classifier(
             "training_snapshot": context.partition_key,
         },
     )
-    thresholds = GateThresholds(
-        config.min_macro_f1 if config.min_macro_f1 is not None else settings.model_min_macro_f1,
-        config.baseline_margin,
-        config.majority_margin,
-        config.max_regression,
+    verdict = judge(
+        result,
+        served,
+        GateThresholds(
+            config.min_macro_f1 if config.min_macro_f1 is not None else settings.model_min_macro_f1,
+            config.baseline_margin,
+            config.majority_margin,
+            config.max_regression,
+        ),
     )
-    gates = [
-        floor_check(result.test.macro_f1, thresholds),
-        baseline_check(
-            result.test.macro_f1,
-            result.baseline_test.macro_f1,
-            result.fold_scores[str(result.classifier.hyperparameters["head"])],
-            result.fold_scores["baseline"],
-            thresholds,
-        ),
-        majority_check(result.test.accuracy, result.majority_rate, thresholds),
-        deployed_check(
-            candidate_f1,
-            deployed_f1,
-            deployed.version if deployed else None,
-            len(unseen),
-            thresholds,
-        ),
-    ]
-    refused = [gate for gate in gates if not gate.passed]
-    registry.record_verdict(
+    registry.record_verdict(registered.version, verdict.passed, verdict.reason)
+    docflow.service().record_training(
+        registered.name,
         registered.version,
-        not refused,
-        "; ".join(f"{gate.name}: {gate.reason}" for gate in refused) or "every check passed",
+        {
+            "accuracy": result.test.accuracy,
+            "macro_f1": result.test.macro_f1,
+            "baseline_accuracy": result.baseline_test.accuracy,
+            "baseline_macro_f1": result.baseline_test.macro_f1,
+        },
+        verdict.passed,
     )
-    with session_scope(docflow.database) as session:
-        record_model_metrics(
-            session,
-            registered.name,
-            registered.version,
-            "test",
-            {
-                "accuracy": result.test.accuracy,
-                "macro_f1": result.test.macro_f1,
-                "baseline_accuracy": result.baseline_test.accuracy,
-                "baseline_macro_f1": result.baseline_test.macro_f1,
-            },
-        )
-        record_model_metrics(
-            session, registered.name, registered.version, GATE_SPLIT, {"passed": float(not refused)}
-        )
     vocabulary = result.classifier.vectorizer.n_features
     return MaterializeResult(
         metadata={
@@ -316,10 +279,22 @@ def document_classifier(
             ),
             "training_set_sha256": snapshot.sha256,
             "training_snapshot": context.partition_key,
-            "verdict": "deploy" if not refused else "refused",
-            "head": str(result.classifier.hyperparameters["head"]),
+            "verdict": "deploy" if verdict.passed else "refused",
+            "verdict_reason": verdict.reason,
+            "head": result.chosen,
             "head_cv_macro_f1": MetadataValue.json(
                 {name: round(score, 4) for name, score in result.head_scores.items()}
+            ),
+            "head_cv_fold_macro_f1": MetadataValue.json(
+                {
+                    name: [round(score, 4) for score in scores]
+                    for name, scores in result.fold_scores.items()
+                }
+            ),
+            **(
+                {"heads_dropped": MetadataValue.json(result.dropped_heads)}
+                if result.dropped_heads
+                else {}
             ),
             "temperature": float(result.classifier.hyperparameters["temperature"]),
             "cv_folds": int(result.split_sizes["folds"]),
@@ -329,9 +304,13 @@ def document_classifier(
             "baseline_test_accuracy": result.baseline_test.accuracy,
             "baseline_test_macro_f1": result.baseline_test.macro_f1,
             "majority_rate": result.majority_rate,
-            "deployed_version": deployed.version if deployed else "none",
-            "documents_new_to_deployed": len(unseen),
-            **({"deployed_unseen_macro_f1": deployed_f1} if deployed_f1 is not None else {}),
+            "deployed_version": served.version or "none",
+            "documents_new_to_deployed": served.unseen,
+            **(
+                {"deployed_unseen_macro_f1": served.served_macro_f1}
+                if served.served_macro_f1 is not None
+                else {}
+            ),
             "train_seconds": round(result.seconds, 2),
             "baseline_train_seconds": round(result.baseline_seconds, 2),
             "epochs": len(result.history),
@@ -339,7 +318,7 @@ def document_classifier(
             "dagster/row_count": snapshot.rows,
             "classes": MetadataValue.json(result.classifier.classes),
         },
-        check_results=[_gate_result(gate, registered.version) for gate in gates]
+        check_results=[_gate_result(gate, registered.version) for gate in verdict.gates]
         + [
             AssetCheckResult(
                 check_name="vocabulary_size",
@@ -358,7 +337,8 @@ def document_classifier(
     kinds={"mlflow"},
     description=(
         "The registry alias the API serves, and which training snapshot's model it is; moved "
-        "only after the classifier's blocking gate checks pass in the same run."
+        "only after the classifier's blocking gate checks pass in the same run. Its data "
+        "version is the model version: model_scoring_sensor has a new one score what waits."
     ),
 )
 def deployed_model(context: AssetExecutionContext, docflow: DocflowResource) -> MaterializeResult:
@@ -380,11 +360,13 @@ def deployed_model(context: AssetExecutionContext, docflow: DocflowResource) -> 
     previous = docflow.registry().deploy(settings.model_alias, version)
     context.log.info(f"{settings.model_alias} moved from version {previous} to {version}")
     return MaterializeResult(
+        # The version is the data: predictions made by an older one show as stale in the UI.
+        data_version=DataVersion(f"{settings.model_name}:{version}"),
         metadata={
             "model_name": settings.model_name,
             "alias": settings.model_alias,
             "model_version": version,
             "training_snapshot": str(trained.partition),
             "previous_version": str(previous),
-        }
+        },
     )

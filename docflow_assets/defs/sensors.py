@@ -1,8 +1,8 @@
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     AssetKey,
@@ -31,7 +31,7 @@ from docflow_assets.ml.training_set import (
     snapshot_partition_key,
 )
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.models import Document, utcnow
+from docflow_assets.store.models import utcnow
 from docflow_assets.store.repository import (
     labelled_documents_in_processing,
     mark_failed,
@@ -53,9 +53,11 @@ ACTIVE_RUN_STATUSES = [
 ]
 
 
-def batch_run_config(document_ids: list[int]) -> dict[str, object]:
+def batch_run_config(
+    document_ids: list[int], assets: Sequence[str] = PROCESSING_ASSETS
+) -> dict[str, object]:
     config = {"config": {"document_ids": document_ids}}
-    return {"ops": {name: config for name in PROCESSING_ASSETS}}
+    return {"ops": {name: config for name in assets}}
 
 
 def run_document_ids(run: DagsterRun) -> list[int]:
@@ -69,10 +71,15 @@ def run_document_ids(run: DagsterRun) -> list[int]:
 
 
 def documents_in_active_runs(instance: DagsterInstance) -> set[int]:
-    runs = instance.get_runs(
-        filters=RunsFilter(job_name=process_documents_job.name, statuses=ACTIVE_RUN_STATUSES)
-    )
-    return {document_id for run in runs for document_id in run_document_ids(run)}
+    """Documents that a queued or running processing or scoring run will handle."""
+    return {
+        document_id
+        for job in (process_documents_job, score_documents_job)
+        for run in instance.get_runs(
+            filters=RunsFilter(job_name=job.name, statuses=ACTIVE_RUN_STATUSES)
+        )
+        for document_id in run_document_ids(run)
+    }
 
 
 def balanced_batches(ids: list[int], batch_size: int) -> list[list[int]]:
@@ -84,13 +91,17 @@ def balanced_batches(ids: list[int], batch_size: int) -> list[list[int]]:
 
 
 def batch_requests(
-    documents: Iterable[Document], batch_size: int, key_prefix: str | None
+    documents: Iterable[tuple[int, date]],
+    batch_size: int,
+    key_prefix: str | None,
+    assets: Sequence[str] = PROCESSING_ASSETS,
+    tags: Mapping[str, str] | None = None,
 ) -> list[RunRequest]:
-    """Runs of at most ``batch_size`` documents of one day; ``key_prefix`` None: no run-key
-    dedupe."""
+    """Runs of at most ``batch_size`` documents (id, upload day) of one day over ``assets``;
+    ``key_prefix`` None: no run-key dedupe."""
     by_day: dict[str, list[int]] = defaultdict(list)
-    for document in documents:
-        by_day[document.upload_date.isoformat()].append(document.id)
+    for document_id, upload_day in documents:
+        by_day[upload_day.isoformat()].append(document_id)
     requests = []
     for day, ids in sorted(by_day.items()):
         for batch in balanced_batches(ids, batch_size):
@@ -98,11 +109,12 @@ def batch_requests(
                 RunRequest(
                     run_key=f"{key_prefix}-{batch[0]}-{batch[-1]}" if key_prefix else None,
                     partition_key=day,
-                    run_config=batch_run_config(batch),
+                    run_config=batch_run_config(batch, assets),
                     tags={
                         "docflow/documents": f"{batch[0]}-{batch[-1]}",
                         "docflow/count": str(len(batch)),
                         "docflow/recovered": str(key_prefix is None).lower(),
+                        **(tags or {}),
                     },
                 )
             )
@@ -131,9 +143,9 @@ def new_uploads_sensor(
         if waiting:
             active = documents_in_active_runs(context.instance)
             waiting = [document for document in waiting if document.id not in active]
-        requests = batch_requests(documents, batch_size, "documents") + batch_requests(
-            waiting, batch_size, None
-        )
+        requests = batch_requests(
+            [(d.id, d.upload_date) for d in documents], batch_size, "documents"
+        ) + batch_requests([(d.id, d.upload_date) for d in waiting], batch_size, None)
     if not requests:
         return SkipReason(f"no new uploads after document {after_id}")
     if waiting:
@@ -141,6 +153,56 @@ def new_uploads_sensor(
     return SensorResult(
         run_requests=requests, cursor=str(documents[-1].id) if documents else context.cursor
     )
+
+
+# Scoring runs queued or running at once: a deploy on a large home re-scores in this many
+# runs at a time, queued behind new uploads (lower run priority), never ahead of them.
+SCORING_RUNS_IN_FLIGHT = 2
+SCORING_PRIORITY = "-1"
+SCORING_ASSETS = ("tfidf_features", "predictions")
+
+
+@sensor(
+    job=score_documents_job,
+    minimum_interval_seconds=15,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Has the served model score what waits for it: documents read but never predicted "
+        "(read before any model was deployed), and after a deploy those that "
+        "DOCFLOW_RESCORE_ON_DEPLOY hands it (unconfirmed: no label yet). Runs of "
+        "DOCFLOW_BATCH_SIZE per upload day, at most "
+        f"{SCORING_RUNS_IN_FLIGHT} at a time, queued behind processing runs."
+    ),
+)
+def model_scoring_sensor(
+    context: SensorEvaluationContext, docflow: DocflowResource
+) -> SensorResult | SkipReason:
+    in_flight = context.instance.get_runs(
+        filters=RunsFilter(job_name=score_documents_job.name, statuses=ACTIVE_RUN_STATUSES)
+    )
+    room = SCORING_RUNS_IN_FLIGHT - len(in_flight)
+    if room <= 0:
+        return SkipReason(f"{len(in_flight)} scoring runs are in flight")
+    batch_size = docflow.settings().batch_size
+    backlog = docflow.service().scoring_backlog(
+        room * batch_size, exclude=documents_in_active_runs(context.instance)
+    )
+    if backlog.model_version is None:
+        return SkipReason("no model is served yet")
+    if not backlog.documents:
+        return SkipReason(f"every document has version {backlog.model_version}'s prediction")
+    requests = batch_requests(
+        backlog.documents,
+        batch_size,
+        None,
+        SCORING_ASSETS,
+        {"dagster/priority": SCORING_PRIORITY, "docflow/model_version": backlog.model_version},
+    )[:room]
+    context.log.info(
+        f"version {backlog.model_version} scores {len(backlog.documents)} documents "
+        f"in {len(requests)} runs"
+    )
+    return SensorResult(run_requests=requests)
 
 
 # A training that failed before it took its snapshot (a long outage) is asked for again after

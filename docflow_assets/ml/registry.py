@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,17 @@ PYFUNC_SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "text")]),
     outputs=Schema([ColSpec("string", "predicted_class"), ColSpec("double", "confidence")]),
 )
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """How a registered version was trained, from its MLflow run."""
+
+    trained_at: datetime
+    training_snapshot: str | None
+    head: str | None
+    cv_macro_f1: float | None
+    baseline_cv_macro_f1: float | None
 
 
 @dataclass(frozen=True)
@@ -125,8 +137,12 @@ class Registry:
                     "baseline_test_macro_f1": result.baseline_test.macro_f1,
                     "train_seconds": result.seconds,
                     "baseline_train_seconds": result.baseline_seconds,
+                    # Every candidate's cross-validated figure, the winner's among them.
+                    **{f"cv_macro_f1.{name}": score for name, score in result.head_scores.items()},
                 }
             )
+            if result.dropped_heads:
+                mlflow.log_dict(result.dropped_heads, "heads_dropped.json")
             mlflow.log_figure(
                 confusion_figure(result.classifier.classes, result.test.confusion),
                 "confusion_matrix.png",
@@ -217,6 +233,19 @@ class Registry:
             self.model_name, version, GATE_TAG, "passed" if passed else "refused"
         )
         self.client.set_model_version_tag(self.model_name, version, GATE_REASON_TAG, reason)
+
+    def training_summary(self, run_id: str) -> TrainingSummary | None:
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        return TrainingSummary(
+            datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+            run.data.params.get("training_snapshot"),
+            run.data.params.get("head"),
+            run.data.metrics.get("test_macro_f1"),
+            run.data.metrics.get("baseline_test_macro_f1"),
+        )
 
     def last_verdict(self) -> tuple[str, str, str] | None:
         """(version, verdict, reason) of the newest version the gate judged."""

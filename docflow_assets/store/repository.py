@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, cast
@@ -230,6 +230,48 @@ def latest_predictions(session: Session, document_ids: Sequence[int]) -> dict[in
     return {row.document_id: row for row in rows if row.document_id is not None}
 
 
+def documents_to_score(
+    session: Session,
+    model_name: str,
+    model_version: str,
+    rescore: str,
+    limit: int,
+    exclude: Collection[int] = (),
+) -> list[tuple[int, date]]:
+    """(id, upload day) of documents the served version should score, oldest first: those read
+    but never predicted, then, per ``rescore`` (none, unconfirmed, all), predicted documents
+    whose newest prediction is another version's (unconfirmed: only those without a label)."""
+    waiting = (
+        select(Document.id, Document.upload_date)
+        .where(Document.status == DocumentStatus.OCR_DONE, Document.id.not_in(exclude))
+        .order_by(Document.id)
+        .limit(limit)
+    )
+    found = [(row.id, row.upload_date) for row in session.execute(waiting)]
+    if rescore == "none" or len(found) >= limit:
+        return found
+    newest = (
+        select(Prediction.document_id, func.max(Prediction.id).label("newest"))
+        .group_by(Prediction.document_id)
+        .subquery()
+    )
+    outdated = (
+        select(Document.id, Document.upload_date)
+        .join(newest, newest.c.document_id == Document.id)
+        .join(Prediction, Prediction.id == newest.c.newest)
+        .where(
+            Document.status == DocumentStatus.PREDICTED,
+            Document.id.not_in(exclude),
+            or_(Prediction.model_name != model_name, Prediction.model_version != model_version),
+        )
+        .order_by(Document.id)
+        .limit(limit - len(found))
+    )
+    if rescore == "unconfirmed":
+        outdated = outdated.where(Document.label.is_(None))
+    return found + [(row.id, row.upload_date) for row in session.execute(outdated)]
+
+
 def prediction_history(session: Session, document_id: int) -> list[Prediction]:
     query = select(Prediction).where(Prediction.document_id == document_id)
     return list(session.scalars(query.order_by(Prediction.id)))
@@ -360,14 +402,13 @@ def documents_with_predictions(session: Session, document_ids: Sequence[int]) ->
     return int(session.scalar(query) or 0)
 
 
-def days_waiting_for_predictions(session: Session, document_ids: Sequence[int]) -> list[date]:
-    """Upload days holding read documents that have no prediction yet."""
-    query = (
-        select(Document.upload_date)
-        .where(Document.id.in_(document_ids), Document.status == DocumentStatus.OCR_DONE)
-        .distinct()
+def settled_count(session: Session, document_ids: Sequence[int]) -> int:
+    """How many of the documents are predicted or failed: nothing more will happen to them."""
+    query = select(func.count()).where(
+        Document.id.in_(document_ids),
+        Document.status.in_([DocumentStatus.PREDICTED, DocumentStatus.FAILED]),
     )
-    return list(session.scalars(query))
+    return int(session.scalar(query) or 0)
 
 
 @dataclass(frozen=True)
