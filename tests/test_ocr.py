@@ -641,3 +641,26 @@ def test_a_deadline_stops_tesseract_in_the_middle_of_a_page() -> None:
     assert stopped.value.pages_read == 0
     (read,) = ocr_document(buffer.getvalue(), "image/png", options)
     assert read.seconds > 1.5 and "Northwind" in read.text
+
+
+def test_cascade_keeps_tesseract_on_a_low_resolution_scan() -> None:
+    """A page whose glyphs are a few pixels high (a 100-dpi fax) is enlarged for Tesseract and
+    stays with Tesseract however unsure it is; the same page at full size goes to PP-OCR."""
+    from dataclasses import replace
+
+    from docflow_assets.ocr.cascade import cascade
+    from docflow_assets.ocr.pipeline import read_upright
+
+    page, truth = two_line_page()
+    small = page.resize((page.width // 2, page.height // 2), Image.Resampling.LANCZOS)
+    options = OcrOptions(mode="cascade")
+    prepared, tesseract = read_upright(small, options, TesseractEngine())
+    assert tesseract.preprocessing["upscale_factor"] > 1
+    counting = CountingPpOcr()
+    result = cascade(prepared, tesseract, threshold=0.999, reader=counting)
+    assert counting.calls == 0 and result.preprocessing["read_by"] == "tesseract"
+    assert result.preprocessing["kept_because"].startswith("low-resolution scan")
+    assert character_error_rate(truth, result.text) < 0.2
+    native = replace(tesseract, preprocessing={**tesseract.preprocessing, "upscale_factor": 1.0})
+    assert cascade(prepared, native, threshold=0.999, reader=counting).engine == "cascade"
+    assert counting.calls == 1
