@@ -8,6 +8,11 @@ Corpora (read from ../shared/data when present; each is skipped, with a word, wh
   read "Total" as a miss. Also reported on the held-out half (odd positions of the sorted list):
   thresholds were chosen on the even half.
 - real scans with ground truth (phototest in four rotations, eurotext, two UNLV pages): CER.
+- office-scans-dev: 98 real 100-dpi office scans in 16 classes, no transcripts. Quality is the
+  macro-F1 of one fixed classifier on each method's text (word + character TF-IDF, logistic
+  regression C=16, classes weighted; the same for every method), repeated stratified 3-fold
+  cross-validation (4 repeats, same folds for every method), and, trained on the set's fixed
+  `train` split, on its `test` split.
 
 Every method reads the same image file. The cascade and the ensemble are put together from the
 Tesseract and PP-OCR readings of the same prepared page (as the pipeline does) and charged both
@@ -52,6 +57,7 @@ from docflow_assets.page_text import PageText
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 RECEIPTS = SHARED / "receipts-dev"
+OFFICE_SCANS = SHARED / "office-scans-dev"
 REAL_SCANS = SHARED / "real-scans"
 NOT_GROUND_TRUTH = {"linn.png"}  # linn.txt is another engine's output, not ground truth
 ROTATED_PHOTOTEST = (
@@ -68,6 +74,7 @@ class Reading:
     text: str
     seconds: float
     turned: bool = False
+    read_by: str | None = None
 
 
 @dataclass
@@ -137,7 +144,10 @@ def read_every_way(job: tuple[Path, bool]) -> dict[str, Reading]:
     started = time.perf_counter()
     cascaded = cascade(prepared, tesseract, options.cascade_threshold, PpOcrEngine())
     readings["cascade"] = Reading(
-        cascaded.text, tesseract_seconds + time.perf_counter() - started, turned
+        cascaded.text,
+        tesseract_seconds + time.perf_counter() - started,
+        turned,
+        cascaded.preprocessing["read_by"],
     )
     second: PageText = (
         PpOcrEngine().read(prepared, "eng")
@@ -215,6 +225,72 @@ def print_table(title: str, scores: dict[str, Score], receipts: bool) -> None:
     )
 
 
+def office_scans(limit: int) -> None:
+    """Every method on the real office scans: cost against the CLI, pages by engine, and the
+    fixed classifier's macro-F1 on each method's text."""
+    import csv
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    from docflow_assets.ml.features import TextVectorizer
+
+    rows = list(csv.DictReader((OFFICE_SCANS / "labels.csv").open()))[: limit or None]
+    paths = [OFFICE_SCANS / "images" / row["file"] for row in rows]
+    labels = np.array([row["label"] for row in rows])
+    split = np.array([row["split"] for row in rows])
+    console.print(f"office-scans-dev: {len(rows)} pages")
+    readings: dict[str, list[Reading]] = defaultdict(list)
+    with ProcessPoolExecutor(2) as pool:
+        jobs = [(path, False) for path in paths]
+        for path, read in zip(paths, pool.map(read_every_way, jobs), strict=True):
+            for method, reading in read.items():
+                readings[method].append(reading)
+            console.print(f"  {path.name}", highlight=False)
+
+    def fixed_classifier(texts: list[str], train: np.ndarray, test: np.ndarray) -> float:
+        vectorizer = TextVectorizer().fit([texts[i] for i in train])
+        model = LogisticRegression(C=16, max_iter=2000, class_weight="balanced")
+        model.fit(vectorizer.transform([texts[i] for i in train]), labels[train])
+        predicted = model.predict(vectorizer.transform([texts[i] for i in test]))
+        return float(f1_score(labels[test], predicted, average="macro", zero_division=0))
+
+    folds = list(
+        RepeatedStratifiedKFold(n_splits=3, n_repeats=4, random_state=0).split(paths, labels)
+    )
+    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    cli_seconds = sum(reading.seconds for reading in readings["tesseract CLI"])
+    table = Table(title=f"Real office scans ({len(rows)} pages, 100 dpi), fixed classifier")
+    for column in (
+        "method",
+        "s/page",
+        "time vs CLI",
+        "pages read by",
+        "macro-F1 (CV)",
+        "macro-F1 (test split)",
+    ):
+        table.add_column(column, justify="right")
+    for method in METHODS:
+        if method not in readings:
+            continue
+        texts = [reading.text for reading in readings[method]]
+        seconds = sum(reading.seconds for reading in readings[method])
+        engines: dict[str, int] = defaultdict(int)
+        for reading in readings[method]:
+            engines[reading.read_by or method] += 1
+        table.add_row(
+            method,
+            f"{seconds / len(rows):.2f}",
+            f"{seconds / cli_seconds:.2f}x",
+            ", ".join(f"{engine} {count}" for engine, count in sorted(engines.items())),
+            f"{np.mean([fixed_classifier(texts, a, b) for a, b in folds]):.3f}",
+            f"{fixed_classifier(texts, train, test):.3f}",
+        )
+    console.print(table)
+
+
 def scaling(pairs: list[tuple[Path, str]], mode: str) -> None:
     """`docflow ocr`'s path on the same files with one and two worker processes."""
     requests = [OcrRequest(i, path.read_bytes(), "image/jpeg") for i, (path, _) in enumerate(pairs)]
@@ -238,14 +314,27 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="receipts to read (0: all)")
     parser.add_argument("--with-easyocr", action="store_true", help="~15 s more a page")
     parser.add_argument("--scaling", type=int, default=20, help="receipts for 1-vs-2 workers")
+    parser.add_argument("--office-limit", type=int, default=0, help="office scans (0: all)")
+    parser.add_argument(
+        "--only", choices=("receipts", "scans", "office"), help="one corpus, not all three"
+    )
     args = parser.parse_args()
-    if RECEIPTS.is_dir():
+    if args.only == "office" or args.only is None:
+        if (OFFICE_SCANS / "labels.csv").exists():
+            office_scans(args.office_limit)
+        else:
+            console.print(f"[yellow]{OFFICE_SCANS} not found: no office-scans table[/yellow]")
+        if args.only == "office":
+            return
+    with_receipts = RECEIPTS.is_dir() and args.only in (None, "receipts")
+    with_scans = REAL_SCANS.is_dir() and args.only in (None, "scans")
+    if with_receipts:
         receipts = receipt_pairs(RECEIPTS)[: args.limit or None]
         console.print(f"receipts-dev: {len(receipts)} receipts")
         receipt_scores = score(receipts, args.with_easyocr)
-    else:
+    elif not RECEIPTS.is_dir():
         console.print(f"[yellow]{RECEIPTS} not found: no receipts table[/yellow]")
-    if REAL_SCANS.is_dir():
+    if with_scans:
         scans = [
             (path, truth)
             for path, truth in ground_truth_pairs(REAL_SCANS)
@@ -255,13 +344,13 @@ def main() -> None:
         scans += [(REAL_SCANS / name, phototest) for name in ROTATED_PHOTOTEST]
         console.print(f"real scans: {len(scans)} pages")
         scan_scores = score(scans, args.with_easyocr)
-    else:
+    elif not REAL_SCANS.is_dir():
         console.print(f"[yellow]{REAL_SCANS} not found: no real-scans table[/yellow]")
-    if RECEIPTS.is_dir():
+    if with_receipts:
         print_table(f"Real receipts ({len(receipts)}), word F1", receipt_scores, receipts=True)
-    if REAL_SCANS.is_dir():
+    if with_scans:
         print_table(f"Real scans ({len(scans)} pages), CER", scan_scores, receipts=False)
-    if RECEIPTS.is_dir() and args.scaling:
+    if with_receipts and args.scaling:
         scaling(receipt_pairs(RECEIPTS)[: args.scaling], OcrOptions().mode)
 
 

@@ -47,6 +47,7 @@ from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus
 from docflow_assets.store.objects import LocalObjectStore
 from tests.conftest import TrainedHome, new_training_snapshot, train_model
+from tests.helpers import set_aside_other_tests_documents
 
 
 def resources(settings: DocflowSettings, training: bool = True) -> dict[str, object]:
@@ -57,15 +58,6 @@ def resources(settings: DocflowSettings, training: bool = True) -> dict[str, obj
         if training
         else {"docflow": docflow}
     )
-
-
-def set_aside_other_tests_documents(settings: DocflowSettings, trained: TrainedHome) -> None:
-    """Other tests upload (and label, and process) documents in the shared trained home; the
-    automation rightly counts or waits for those, so tests of its rules mark them failed."""
-    own = {*trained.training_ids, *trained.holdout}
-    with session_scope(settings.resolved_database_url) as session:
-        for document in session.scalars(select(Document).where(Document.id.not_in(own))):
-            document.status = DocumentStatus.FAILED
 
 
 def registry(settings: DocflowSettings) -> Registry:

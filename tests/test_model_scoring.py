@@ -32,6 +32,7 @@ from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from tests.conftest import TrainedHome, today_partition, train_model
+from tests.helpers import set_aside_other_tests_documents
 
 
 def tick(instance: DagsterInstance, settings: DocflowSettings) -> SensorResult | SkipReason:
@@ -106,18 +107,26 @@ def test_the_graph_has_edges_from_the_deployed_model_to_what_it_makes() -> None:
     assert {s.name for s in defs.sensors or []} >= {"model_scoring_sensor"}
 
 
+def unlabelled_documents(settings: DocflowSettings, ids: list[int]) -> list[int]:
+    with session_scope(settings.resolved_database_url) as session:
+        query = select(Document.id).where(Document.id.in_(ids), Document.label.is_(None))
+        return sorted(session.scalars(query))
+
+
 def test_a_deploy_scores_what_waits_and_rescores_the_unconfirmed(
     home_copy: DocflowSettings, trained_home: TrainedHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = home_copy
-    labelled, unlabelled = sorted(trained_home.training_ids), sorted(trained_home.holdout)
+    set_aside_other_tests_documents(settings, trained_home)
+    own = sorted([*trained_home.training_ids, *trained_home.holdout])
     before = versions_by_document(settings)
-    # The labelled documents were read before any model existed: nothing scored them since.
-    assert not set(labelled) & set(before)
-    assert {tuple(before[i]) for i in unlabelled} == {(trained_home.model_version,)}
+    # The training documents were read before any model existed: nothing scored them since
+    # (other tests of the shared home may have predicted a few by hand).
+    waiting = sorted(i for i in trained_home.training_ids if i not in before)
+    assert waiting
     with instance_for_test() as instance:
         first = tick(instance, settings)
-        assert requested(first) == labelled
+        assert requested(first) == waiting
         assert isinstance(first, SensorResult)
         for request in first.run_requests or []:
             assert isinstance(request, RunRequest)
@@ -125,11 +134,9 @@ def test_a_deploy_scores_what_waits_and_rescores_the_unconfirmed(
             assert request.partition_key == today_partition()
         run_requests(instance, settings, first)
         scored = versions_by_document(settings)
-        assert all(scored[i] == [trained_home.model_version] for i in labelled)
+        assert all(scored[i] == [trained_home.model_version] for i in waiting)
         with session_scope(settings.resolved_database_url) as session:
-            statuses = set(
-                session.scalars(select(Document.status).where(Document.id.in_(labelled)))
-            )
+            statuses = set(session.scalars(select(Document.status).where(Document.id.in_(own))))
         assert statuses == {DocumentStatus.PREDICTED}
         assert "every document has version" in str(tick(instance, settings))
 
@@ -137,21 +144,24 @@ def test_a_deploy_scores_what_waits_and_rescores_the_unconfirmed(
         assert second != trained_home.model_version
         # The UI marks the day's predictions stale: the model they came from has moved.
         assert stale(instance, "predictions", today_partition()) == StaleStatus.STALE
+        unconfirmed = unlabelled_documents(settings, own)
+        assert unconfirmed and len(unconfirmed) < len(own)
         rescore = tick(instance, settings)  # unconfirmed, the default: no label, no decision
-        assert requested(rescore) == unlabelled
+        assert requested(rescore) == unconfirmed
         run_requests(instance, settings, rescore)
         after = versions_by_document(settings)
-        for document_id in unlabelled:  # a new prediction; the history keeps the old one
-            assert after[document_id] == [trained_home.model_version, second]
-        for document_id in labelled:  # reviewed documents keep their answers
-            assert after[document_id] == [trained_home.model_version]
+        for document_id in own:
+            if document_id in unconfirmed:  # a new prediction; the history keeps the old ones
+                assert after[document_id] == [*scored[document_id], second]
+            else:  # reviewed documents keep their answers
+                assert after[document_id] == scored[document_id]
         assert stale(instance, "predictions", today_partition()) == StaleStatus.FRESH
         assert isinstance(tick(instance, settings), SkipReason)
 
         monkeypatch.setenv("DOCFLOW_RESCORE_ON_DEPLOY", "none")
         assert isinstance(tick(instance, settings), SkipReason)
         monkeypatch.setenv("DOCFLOW_RESCORE_ON_DEPLOY", "all")
-        assert requested(tick(instance, settings)) == labelled
+        assert requested(tick(instance, settings)) == sorted(set(own) - set(unconfirmed))
 
 
 def test_scoring_runs_are_bounded_and_wait_for_documents_in_flight(
@@ -160,6 +170,7 @@ def test_scoring_runs_are_bounded_and_wait_for_documents_in_flight(
     """A large backlog becomes at most SCORING_RUNS_IN_FLIGHT runs a tick, of
     DOCFLOW_BATCH_SIZE documents each; the rest wait for the next tick."""
     monkeypatch.setenv("DOCFLOW_BATCH_SIZE", "3")
+    set_aside_other_tests_documents(home_copy, trained_home)
     labelled = sorted(trained_home.training_ids)
     assert len(labelled) > 3 * SCORING_RUNS_IN_FLIGHT
     with instance_for_test() as instance:
