@@ -4,13 +4,16 @@ user runs it (the daemon's new-uploads sensor launching the runs), with runs lau
 and their steps in process, and on one Celery worker and on two (RabbitMQ on loopback).
 
     .venv/bin/python benchmarks/scale_out.py [--documents 240] [--batch-size 200]
+    .venv/bin/python benchmarks/scale_out.py --pages ../shared/data/office-scans-dev/images \
+        --mode cascade --sensor-only
 
 Each Docflow row starts from a fresh home and times upload (ingest) to every document
 `ocr_done` (no model is deployed, so the predictions step has nothing to score). The sensor row
 starts `dagster dev` (webserver, daemon, code server) before the clock, so its time includes the
 sensor's interval, the run queue and the run processes' start. The other rows launch the
 sensor's batches (`balanced_batches`, two in flight as the embedded run coordinator allows) as
-`dagster job execute` processes. OCR mode `tesseract`; in process, one OCR process per core; on
+`dagster job execute` processes. OCR mode `tesseract` (`--mode` for another); in process, one
+OCR process per core; on
 Celery, one OCR process per worker, so two workers share the two cores as two one-core machines
 would not.
 """
@@ -81,16 +84,20 @@ def tesseract_seconds(pages: list[Path]) -> float:
     return time.perf_counter() - started
 
 
+OCR_MODE = "tesseract"
+PAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
 def fresh_home(root: Path, env: dict[str, str]) -> DocflowSettings:
     """A new Docflow home and Dagster instance under ``root``, their tables made up front (as
     `docflow migrate` does) before processes race to make them."""
     home, dagster_home = root / "home", root / "dagster_home"
     dagster_home.mkdir(parents=True)
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    env.setdefault("DOCFLOW_OCR_MODE", OCR_MODE)
     env.update(
         DOCFLOW_HOME=str(home),
         DAGSTER_HOME=str(dagster_home),
-        DOCFLOW_OCR_MODE="tesseract",
         OMP_THREAD_LIMIT="1",
     )
     from dagster import DagsterInstance
@@ -200,13 +207,22 @@ def main() -> None:
         "--batch-size", type=int, default=DocflowSettings.model_fields["batch_size"].default
     )
     parser.add_argument(
-        "--pages", type=Path, help="a folder of one-page PNGs to read instead of rendering them"
+        "--pages", type=Path, help="a folder of one-page images to read instead of rendering them"
+    )
+    parser.add_argument("--mode", default=OCR_MODE, help="DOCFLOW_OCR_MODE of the Docflow rows")
+    parser.add_argument(
+        "--sensor-only", action="store_true", help="the CLI and the sensor row, no Celery rows"
     )
     args = parser.parse_args()
+    # Every Docflow row's environment starts from this one.
+    os.environ["DOCFLOW_OCR_MODE"] = args.mode
     console = Console()
     root = Path(tempfile.mkdtemp(prefix="docflow-scale-"))
     if args.pages:
-        pages_folder, pages = args.pages, sorted(args.pages.glob("*.png"))
+        pages_folder = args.pages
+        pages = sorted(
+            page for page in args.pages.iterdir() if page.suffix.lower() in PAGE_SUFFIXES
+        )
     else:
         pages_folder = root / "pages"
         pages = render_pages(pages_folder, args.documents)
@@ -218,25 +234,30 @@ def main() -> None:
     rows["Docflow, sensor and daemon, steps in process"] = sensor_seconds(
         pages_folder, root / "docflow-sensor", args.batch_size
     )
-    with services.rabbitmq_vhost("docflow-bench") as broker:
-        for workers, name in ((0, "in process"), (1, "1 Celery worker"), (2, "2 Celery workers")):
-            rows[f"Docflow, runs launched, steps {name}"] = docflow_seconds(
-                pages_folder, root / f"docflow-{workers}", workers, args.batch_size, broker
-            )
+    if not args.sensor_only:
+        with services.rabbitmq_vhost("docflow-bench") as broker:
+            for workers, name in (
+                (0, "in process"),
+                (1, "1 Celery worker"),
+                (2, "2 Celery workers"),
+            ):
+                rows[f"Docflow, runs launched, steps {name}"] = docflow_seconds(
+                    pages_folder, root / f"docflow-{workers}", workers, args.batch_size, broker
+                )
     table = Table(
-        title=f"{len(pages)} pages, {os.cpu_count()} cores, OCR mode tesseract, "
+        title=f"{len(pages)} pages, {os.cpu_count()} cores, OCR mode {args.mode}, "
         f"batches of {args.batch_size}"
     )
     for column in ("how", "seconds", "pages/s", "vs tesseract", "vs 1 worker"):
         table.add_column(column, justify="right")
-    one_worker = rows["Docflow, runs launched, steps 1 Celery worker"]
+    one_worker = rows.get("Docflow, runs launched, steps 1 Celery worker")
     for name, seconds in rows.items():
         table.add_row(
             name,
             f"{seconds:.1f}",
             f"{len(pages) / seconds:.2f}",
             f"{baseline / seconds:.2f}x",
-            f"{one_worker / seconds:.2f}x",
+            f"{one_worker / seconds:.2f}x" if one_worker else "-",
         )
     console.print(table)
     console.print(

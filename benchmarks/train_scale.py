@@ -73,7 +73,7 @@ def main() -> None:
         "non-zero share",
         "CV macro-F1",
         "head",
-        "dropped after fold 1",
+        "dropped early",
         "target s",
     ):
         table.add_column(column, justify="right")
