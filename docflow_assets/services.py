@@ -3,6 +3,7 @@ as processes of their own, and a throw-away broker for Celery workers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,15 +57,39 @@ def start(service: Service, run_dir: Path, env: dict[str, str], timeout: float =
     raise TimeoutError(f"{service.name} did not answer at {service.ready_url} in {timeout:.0f}s")
 
 
-def stop_all(run_dir: Path) -> list[str]:
-    stopped = []
+# `dagster dev` and its children can ignore SIGTERM for over a minute after their daemon
+# threads stopped: what is still there after this long is killed.
+STOP_GRACE_SECONDS = 20.0
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_all(run_dir: Path, grace: float = STOP_GRACE_SECONDS) -> list[str]:
+    """Stop every service started in ``run_dir``: SIGTERM to each one's process group, then,
+    after ``grace`` seconds, SIGKILL to whatever of the groups is left."""
+    stopped, groups = [], []
     for pid_file in sorted(run_dir.glob("*.pid")):
         try:
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            group = int(pid_file.read_text())
+            os.killpg(group, signal.SIGTERM)
             stopped.append(pid_file.stem)
+            groups.append(group)
         except (ProcessLookupError, ValueError):
             pass
         pid_file.unlink()
+    deadline = time.monotonic() + grace
+    while groups and time.monotonic() < deadline:
+        groups = [group for group in groups if _group_alive(group)]
+        time.sleep(0.5)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
     return stopped
 
 
