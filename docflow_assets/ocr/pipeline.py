@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -239,7 +240,12 @@ def iter_ocr_documents(
     if workers <= 1 or len(requests) <= 1:
         yield from (_ocr_request(request, options) for request in requests)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Forked from a clean server process, not from this one: a process that has read a page
+    # with PP-OCR holds OpenVINO's threads, and a plain fork of it can deadlock on their locks.
+    context = multiprocessing.get_context("forkserver")
+    # The server imports the OCR code once; each worker forked from it starts ready to read.
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_ocr_request, request, options) for request in requests]
         yield from (future.result() for future in futures)
 
