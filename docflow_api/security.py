@@ -38,14 +38,19 @@ def valid_key(given: str, keys: frozenset[str]) -> bool:
     return any(hmac.compare_digest(raw, key.encode()) for key in keys)
 
 
+def carries_valid_key(connection: ASGIConnection, keys: frozenset[str]) -> bool:
+    """The X-API-Key header or the review page's cookie holds one of ``keys``."""
+    header = connection.headers.get("x-api-key", "")
+    cookie = connection.cookies.get(KEY_COOKIE, "")
+    return valid_key(header, keys) or valid_key(cookie, keys)
+
+
 def api_key_guard(keys: frozenset[str]) -> Any:
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         path = connection.url.path
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return
-        header = connection.headers.get("x-api-key", "")
-        cookie = connection.cookies.get(KEY_COOKIE, "")
-        if valid_key(header, keys) or valid_key(cookie, keys):
+        if carries_valid_key(connection, keys):
             return
         if path.startswith(REVIEW_PREFIX):
             raise LoginRequired(detail="sign in with an API key")

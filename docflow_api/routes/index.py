@@ -7,7 +7,7 @@ from litestar import Request, get
 from litestar.response import Template
 
 from docflow_api.dependencies import ApiContext
-from docflow_api.security import KEY_COOKIE, api_keys, valid_key
+from docflow_api.security import api_keys, carries_valid_key
 from docflow_assets.store.repository import PredictionFilter
 
 RECENT_PREDICTIONS = 10
@@ -34,8 +34,7 @@ def index(context: ApiContext, request: Request) -> Template:
         "threshold": settings.confidence_threshold,
     }
     keys = api_keys(settings)
-    given = (request.headers.get("x-api-key", ""), request.cookies.get(KEY_COOKIE, ""))
-    if keys and not any(valid_key(key, keys) for key in given):
+    if keys and not carries_valid_key(request, keys):
         return Template(template_name="index.html", context={**page, "locked": True})
     state = context.service.pipeline_state()
     _, recent = context.service.predictions(PredictionFilter(), 1, RECENT_PREDICTIONS)
