@@ -25,6 +25,9 @@ from docflow_assets.store.models import Document, as_utc
 
 # Ids are database integers: anything outside 1..2^31-1 is a client error, not a lookup.
 DocumentId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
+# Rows on one page of a list (the review page always shows this many).
+PAGE_SIZE = 50
+PageSize = Annotated[int, Parameter(ge=1, le=500, description="Rows per page.")]
 
 
 @dataclass

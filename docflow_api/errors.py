@@ -13,9 +13,11 @@ from docflow_assets.document_service import (
     DocumentNotFound,
     InvalidRequest,
     LeftToPipeline,
+    NotReadYet,
     OriginalExpired,
     OriginalMissing,
 )
+from docflow_assets.exports.searchable_pdf import PagesDoNotMatch
 from docflow_assets.ocr.engines import UnsupportedLanguage
 from docflow_assets.store.objects import StoreUnavailable
 
@@ -78,7 +80,7 @@ def domain_error(request: Request, error: Exception) -> Response[dict[str, Any]]
     """The document service's refusals: what the client asked for cannot be done as asked."""
     if isinstance(error, DocumentNotFound):
         return _client_fault(404, error)
-    if isinstance(error, OriginalMissing):
+    if isinstance(error, OriginalMissing | NotReadYet | PagesDoNotMatch):
         return _client_fault(409, error)
     if isinstance(error, OriginalExpired):
         return _client_fault(410, error)
@@ -94,6 +96,8 @@ DOMAIN_ERRORS = (
     OriginalExpired,
     UnsupportedLanguage,
     InvalidRequest,
+    NotReadYet,
+    PagesDoNotMatch,
 )
 
 

@@ -9,6 +9,8 @@ from typing import Annotated
 import msgspec
 from litestar.datastructures import UploadFile
 
+from docflow_assets.settings import LABEL_MAX_LENGTH
+
 
 @dataclass
 class UploadForm:
@@ -103,7 +105,7 @@ class UploadAndPredictResponse(msgspec.Struct):
 
 
 class LabelRequest(msgspec.Struct):
-    label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=LABEL_MAX_LENGTH)]
 
 
 class PageText(msgspec.Struct):

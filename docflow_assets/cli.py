@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from docflow_assets.ocr.pipeline import OCR_MODES
+from docflow_assets.ocr.pipeline import OCR_MODES, DocumentText
 from docflow_assets.settings import DocflowSettings
 
 console = Console()
@@ -73,23 +73,13 @@ def ocr_files(
     """
     import json
     import sys
-    from dataclasses import replace
 
-    from docflow_assets.document_service import ocr_options
-    from docflow_assets.ingest import RejectedDocument, inspect_content
-    from docflow_assets.ocr.engines import UnsupportedLanguage, check_languages
-    from docflow_assets.ocr.pipeline import OcrRequest, iter_ocr_documents
+    from docflow_assets.document_service import DocumentService
+    from docflow_assets.ocr.engines import UnsupportedLanguage
 
-    settings = DocflowSettings()
-    options = ocr_options(settings, language)
-    if mode:
-        options = replace(options, mode=mode)
-    try:
-        check_languages(options.language)
-    except UnsupportedLanguage as error:
-        raise click.UsageError(str(error)) from error
+    service = DocumentService.from_settings(DocflowSettings())
     errors = Console(stderr=True, soft_wrap=True)
-    requests, names, failed = [], {}, 0
+    failed = 0
     paths = [
         member
         for given in files
@@ -97,47 +87,46 @@ def ocr_files(
             sorted(p for p in given.iterdir() if p.is_file()) if given.is_dir() else [given]
         )
     ]
-    for index, path in enumerate(paths):
+    readings = service.ocr_files(paths, language, mode, workers or os.cpu_count() or 1)
+    with Progress(console=errors, transient=True, disable=len(paths) < 2) as progress:
+        task = progress.add_task("OCR", total=len(paths))
         try:
-            data = path.read_bytes()
-            requests.append(OcrRequest(index, data, inspect_content(data, settings).content_type))
-            names[index] = path
-        except (OSError, RejectedDocument) as error:
-            failed += 1
-            errors.print(f"[red]cannot read[/red] {path}: {getattr(error, 'message', error)}")
-    with Progress(console=errors, transient=True, disable=len(requests) < 2) as progress:
-        task = progress.add_task("OCR", total=len(requests))
-        for document in iter_ocr_documents(requests, options, workers or os.cpu_count() or 1):
-            progress.advance(task)
-            path = names[document.document_id]
-            if document.error:
-                failed += 1
-                errors.print(f"[red]OCR failed[/red] {path}: {document.error}")
-                continue
-            pages = document.pages
-            if output_format == "json":
-                words = [word for page in pages for word in page.words]
-                record = {
-                    "file": str(path),
-                    "pages": len(pages),
-                    "text": document.text,
-                    "mean_confidence": round(
-                        sum(w.confidence for w in words) / len(words) if words else 0.0, 4
-                    ),
-                    "engine": pages[0].engine if pages else options.mode,
-                    "read_by": sorted(
-                        {str(p.preprocessing.get("read_by", p.engine)) for p in pages}
-                    ),
-                    "seconds": round(sum(page.seconds for page in pages), 3),
-                }
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                if len(paths) > 1:
-                    sys.stdout.write(f"==> {path} <==\n")
-                sys.stdout.write(document.text.rstrip("\n") + "\n")
-            sys.stdout.flush()
+            for reading in readings:
+                progress.advance(task)
+                path, document = reading.path, reading.document
+                if document is None or reading.error:
+                    failed += 1
+                    why = "OCR failed" if document is not None else "cannot read"
+                    errors.print(f"[red]{why}[/red] {path}: {reading.error}")
+                    continue
+                if output_format == "json":
+                    record = _reading_record(path, document, mode or service.settings.ocr_mode)
+                    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                else:
+                    if len(paths) > 1:
+                        sys.stdout.write(f"==> {path} <==\n")
+                    sys.stdout.write(document.text.rstrip("\n") + "\n")
+                sys.stdout.flush()
+        except UnsupportedLanguage as error:
+            raise click.UsageError(str(error)) from error
     if failed:
         raise SystemExit(1)
+
+
+def _reading_record(path: Path, document: DocumentText, mode: str) -> dict[str, object]:
+    pages = document.pages
+    words = [word for page in pages for word in page.words]
+    return {
+        "file": str(path),
+        "pages": len(pages),
+        "text": document.text,
+        "mean_confidence": round(
+            sum(w.confidence for w in words) / len(words) if words else 0.0, 4
+        ),
+        "engine": pages[0].engine if pages else mode,
+        "read_by": sorted({str(p.preprocessing.get("read_by", p.engine)) for p in pages}),
+        "seconds": round(sum(page.seconds for page in pages), 3),
+    }
 
 
 @main.command("ocr-eval")
@@ -257,7 +246,7 @@ def predict_command(files: tuple[Path, ...]) -> None:
     Each file is uploaded as by `docflow ingest` (a file already stored keeps its document),
     read unless its text is stored, and its prediction recorded (source `cli`)."""
     from docflow_assets.document_service import DocumentService, OnlineReading
-    from docflow_assets.ingest import RejectedDocument, ingest
+    from docflow_assets.ingest import RejectedDocument
 
     settings = _settings_of_existing_home()
     registry = _registry(settings)
@@ -273,7 +262,7 @@ def predict_command(files: tuple[Path, ...]) -> None:
     for path in files:
         try:
             with path.open("rb") as handle:
-                stored = ingest(handle, path.name, settings, service.store, label_source="cli")
+                stored = service.ingest(handle, path.name, label_source="cli")
         except RejectedDocument as error:
             console.print(f"[red]rejected[/red] {path}: {error.message}")
             rejected += 1

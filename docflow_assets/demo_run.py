@@ -15,24 +15,15 @@ from typing import Protocol
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster_graphql import DagsterGraphQLClient
-from sqlalchemy.orm import Session
 
 from docflow_assets import services
 from docflow_assets.defs.partitions import PARTITION_TAG, TRAINING_SNAPSHOTS
 from docflow_assets.demo.render import render_corpus
-from docflow_assets.ingest import FolderReport, ingest_folder, read_labels
+from docflow_assets.document_service import DocumentService
+from docflow_assets.ingest import FolderReport, read_labels
 from docflow_assets.ml.registry import Registry
 from docflow_assets.ml.training_set import snapshot_partition_key
 from docflow_assets.settings import DocflowSettings
-from docflow_assets.store.database import ensure_schema, session_scope
-from docflow_assets.store.objects import open_object_store
-from docflow_assets.store.repository import (
-    documents_with_predictions,
-    latest_model_metrics,
-    processed_count,
-    settled_count,
-    status_counts,
-)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The training sensor looks every minute; a run it launches is queued soon after.
@@ -79,10 +70,8 @@ def prepare_dagster_home(environment: MutableMapping[str, str], home: Path) -> P
 def ingest_labelled_folder(
     settings: DocflowSettings, folder: Path, labels: Path | None
 ) -> FolderReport:
-    ensure_schema(settings.resolved_database_url)
-    store = open_object_store(settings.resolved_object_store, settings.s3_endpoint_url)
-    return ingest_folder(
-        folder, settings, store, read_labels(labels) if labels else None, show_progress=True
+    return DocumentService.from_settings(settings).ingest_folder(
+        folder, read_labels(labels) if labels else None, show_progress=True
     )
 
 
@@ -96,6 +85,7 @@ class DemoStack:
         timeout: float,
     ) -> None:
         self.settings = settings
+        self.service = DocumentService.from_settings(settings)
         self.progress = progress
         self.dagster_port = dagster_port
         self.api_port = api_port
@@ -133,31 +123,31 @@ class DemoStack:
         self._wait_for_run(self._training_run(started))
 
         self.progress.step("6. model_scoring_sensor: the deployed model scores what waits")
-        self._wait_for_documents(ids, "documents predicted by sensor runs", settled_count)
+        self._wait_for_documents(
+            ids, "documents predicted by sensor runs", self.service.settled_count
+        )
 
         self.progress.step("7. API")
         services.start(services.api_service(self.api_port), self.run_dir, self.env)
-        with session_scope(self.settings.resolved_database_url) as session:
-            version, metrics = latest_model_metrics(session)
-            return DemoSummary(
-                len(ids),
-                status_counts(session, ids),
-                documents_with_predictions(session, ids),
-                version,
-                metrics,
-            )
+        outcome = self.service.outcome(ids)
+        return DemoSummary(
+            len(ids),
+            outcome.statuses,
+            outcome.with_predictions,
+            outcome.latest_model_version,
+            outcome.latest_model_metrics,
+        )
 
     def _wait_for_documents(
         self,
         ids: list[int],
         what: str = "documents processed by sensor runs",
-        count: Callable[[Session, list[int]], int] = processed_count,
+        count: Callable[[list[int]], int] | None = None,
     ) -> None:
         deadline = time.monotonic() + self.timeout
         with self.progress.counting(what, len(ids)) as update:
             while True:
-                with session_scope(self.settings.resolved_database_url) as session:
-                    finished = count(session, ids)
+                finished = (count or self.service.processed_count)(ids)
                 update(finished)
                 if finished >= len(ids):
                     return

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from docflow_assets.ocr.pages import PDF_MAGIC, PDFIUM_LOCK, pdf_render_scale
-from docflow_assets.settings import DocflowSettings
+from docflow_assets.settings import LABEL_MAX_LENGTH, DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
 from docflow_assets.store.models import Document, DocumentStatus
 from docflow_assets.store.objects import ObjectStore
@@ -212,9 +212,9 @@ def normalise_label(label: str | None) -> str | None:
     cleaned = label.strip().lower().replace(" ", "_")
     if not cleaned:
         return None
-    if len(cleaned) > 64 or not all(ch.isalnum() or ch in "_-" for ch in cleaned):
+    if len(cleaned) > LABEL_MAX_LENGTH or not all(ch.isalnum() or ch in "_-" for ch in cleaned):
         raise RejectedDocument(
-            "bad_label", f"label {label!r} must be 1-64 letters, digits, '_' or '-'"
+            "bad_label", f"label {label!r} must be 1-{LABEL_MAX_LENGTH} letters, digits, '_' or '-'"
         )
     return cleaned
 

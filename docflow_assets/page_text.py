@@ -15,6 +15,11 @@ class Word:
     line: int = 0
     block: int = 0  # Tesseract's layout block (a column or a table cell group)
 
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Word:
+        """A word as ``PageText.words_as_dicts`` stored it."""
+        return cls(**{**stored, "box": tuple(stored["box"])})
+
 
 @dataclass
 class PageText:

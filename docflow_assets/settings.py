@@ -16,6 +16,13 @@ DATABASE_FILE = "docflow.db"
 TRAINING_FOLDS = 5
 TRAINING_MAX_EPOCHS = 60
 MODEL_SEED = 7
+# OCR and label defaults, here so that code called without a settings object (a bare OCR call,
+# the API's request schemas) uses the same values as the settings below.
+RENDER_DPI = 300
+MAX_IMAGE_PIXELS = 60_000_000
+CASCADE_THRESHOLD = 0.85
+PREPROCESSING_STEPS = ("illumination", "orientation", "deskew", "upscale")
+LABEL_MAX_LENGTH = 64
 
 
 class DocflowSettings(BaseSettings):
@@ -38,7 +45,8 @@ class DocflowSettings(BaseSettings):
     model_alias: str = Field(default="champion", description="Registry alias the API serves.")
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, description="Largest accepted file.")
     max_image_pixels: int = Field(
-        default=60_000_000, description="Largest page (width x height) before it counts as a bomb."
+        default=MAX_IMAGE_PIXELS,
+        description="Largest page (width x height) before it counts as a bomb.",
     )
     max_pages: int = Field(default=200, description="Most pages one document may have.")
     max_document_pixels: int = Field(
@@ -46,12 +54,15 @@ class DocflowSettings(BaseSettings):
         description="Most pixels a PDF may render to in all (200 A4 pages at 300 dpi are 1.7 "
         "billion): a small file of huge pages is refused instead of costing minutes of OCR.",
     )
-    render_dpi: int = Field(default=300, description="Resolution PDF pages are rasterised at.")
+    render_dpi: int = Field(
+        default=RENDER_DPI, description="Resolution PDF pages are rasterised at."
+    )
     ocr_languages: str = Field(default="eng", description="Tesseract languages, e.g. eng+rus.")
     ocr_preprocess: str = Field(
-        default="orientation,deskew,upscale,illumination",
-        description="Preprocessing steps in order: orientation, deskew, upscale (only text "
-        "under 10 px), illumination (only unevenly lit paper), denoise, contrast, binarize.",
+        default=",".join(PREPROCESSING_STEPS),
+        description="Preprocessing steps, applied in this order whatever the order given: "
+        "illumination (only unevenly lit paper), orientation, deskew, upscale (only text under "
+        "10 px), denoise, contrast, binarize.",
     )
     ocr_mode: str = Field(
         default="cascade",
@@ -60,7 +71,7 @@ class DocflowSettings(BaseSettings):
         "(Tesseract and PP-OCR voted word by word).",
     )
     ocr_cascade_threshold: float = Field(
-        default=0.85,
+        default=CASCADE_THRESHOLD,
         description="Tesseract's mean word confidence under which the cascade has PP-OCR read "
         "the page (clean scans read at 0.92-0.96, photographed receipts at 0.68-0.73).",
     )

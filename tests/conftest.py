@@ -111,16 +111,13 @@ def trained_home(
     )
     from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
     from docflow_assets.defs.sensors import batch_run_config
-    from docflow_assets.ingest import ingest_folder, read_labels
+    from docflow_assets.ingest import read_labels
 
     home = tmp_path_factory.mktemp("trained-home")
     settings = DocflowSettings(home=home)
     resource = DocflowResource(home=str(home))
-    store = resource.store()
-    resource.database  # noqa: B018 - migrates the schema
-
     folder, _ = training_corpus
-    report = ingest_folder(folder, settings, store, read_labels(folder / "labels.csv"))
+    report = resource.service().ingest_folder(folder, read_labels(folder / "labels.csv"))
     assert not report.rejected
     training_ids = [document.id for document in report.added]
     partition = today_partition()
@@ -153,7 +150,7 @@ def trained_home(
 
     holdout_folder, rendered = holdout_corpus
     truth = {item.filename: item.label for item in rendered}
-    holdout_report = ingest_folder(holdout_folder, settings, store)
+    holdout_report = resource.service().ingest_folder(holdout_folder)
     holdout = {document.id: truth[document.filename] for document in holdout_report.added}
     process(sorted(holdout))
     return TrainedHome(settings, training_ids, holdout, model_version, materialisations)

@@ -28,7 +28,6 @@ from docflow_assets.defs.sensors import (
     failed_documents_sensor,
     new_uploads_sensor,
 )
-from docflow_assets.ingest import ingest
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, utcnow
@@ -36,7 +35,7 @@ from tests.helpers import page_png
 
 
 def upload(settings: DocflowSettings, resource: DocflowResource, text: str) -> int:
-    return ingest(io.BytesIO(page_png(text)), f"{text}.png", settings, resource.store()).document.id
+    return resource.service().ingest(io.BytesIO(page_png(text)), f"{text}.png").document.id
 
 
 def evaluate(instance, resource: DocflowResource, cursor: str | None):
@@ -100,7 +99,7 @@ def test_documents_already_processed_are_not_requested(settings: DocflowSettings
     resource = DocflowResource(home=str(settings.home))
     done = upload(settings, resource, "already processed")
     fresh = upload(settings, resource, "fresh")
-    with session_scope(resource.database) as session:
+    with session_scope(settings.resolved_database_url) as session:
         session.get(Document, done).status = DocumentStatus.OCR_DONE  # type: ignore[union-attr]
     with instance_for_test() as instance:
         result = evaluate(instance, resource, None)
@@ -118,7 +117,7 @@ def test_documents_stalled_behind_the_cursor_are_requested_again(
 ) -> None:
     resource = DocflowResource(home=str(settings.home))
     lost = upload(settings, resource, "its run was lost")
-    with session_scope(resource.database) as session:
+    with session_scope(settings.resolved_database_url) as session:
         document = session.get(Document, lost)
         assert document is not None
         document.uploaded_at = utcnow() - STALLED_AFTER - timedelta(minutes=1)

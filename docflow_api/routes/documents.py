@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, BinaryIO, cast
+from typing import Annotated, Literal
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException
 from litestar.params import Body, Parameter
 
-from docflow_api import metrics
 from docflow_api.dependencies import (
+    PAGE_SIZE,
     ApiContext,
     DocumentId,
+    PageSize,
     as_utc,
     stored_fields,
     upload_response,
 )
+from docflow_api.document_calls import ingest_upload, predict_stored
 from docflow_api.model_holder import ServedModel
-from docflow_api.routes.predictions import predict_stored
 from docflow_api.schemas import (
     DeletionResponse,
     DocumentDetail,
@@ -37,40 +37,12 @@ from docflow_api.schemas import (
 )
 from docflow_api.security import content_disposition
 from docflow_assets.document_service import DocumentService
-from docflow_assets.ingest import IngestResult, RejectedDocument, ingest
+from docflow_assets.exports.formats import Export
 from docflow_assets.ocr.engines import check_languages
+from docflow_assets.settings import LABEL_MAX_LENGTH
 from docflow_assets.store.models import Document, Prediction
 
-REJECTION_STATUS = {"too_large": 413, "too_many_pixels": 413, "unsupported_type": 415}
 Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
-
-
-async def ingest_upload(
-    service: DocumentService, form: UploadForm | UploadAndPredictForm, label_source: str = "api"
-) -> IngestResult:
-    """Stores an uploaded file (the same ``ingest`` as the CLI's); a rejected file is an
-    ``HTTPException`` naming why, with nothing stored."""
-    try:
-        result = await anyio.to_thread.run_sync(
-            lambda: ingest(
-                cast(BinaryIO, form.file.file),
-                form.file.filename or "unnamed",
-                service.settings,
-                service.store,
-                form.label or None,
-                label_source=label_source,
-            )
-        )
-    except RejectedDocument as error:
-        metrics.UPLOADS.labels("rejected").inc()
-        raise HTTPException(
-            status_code=REJECTION_STATUS.get(error.code, 422),
-            detail=f"{error.code}: {error.message}",
-        ) from error
-    finally:
-        await form.file.close()
-    metrics.UPLOADS.labels("duplicate" if result.duplicate else "stored").inc()
-    return result
 
 
 def _listed(
@@ -88,6 +60,14 @@ def _listed(
             as_utc(latest.created_at),
         ),
         snippet=snippet,
+    )
+
+
+def _export_response(export: Export) -> Response[bytes]:
+    return Response(
+        export.content,
+        media_type=export.media_type,
+        headers={"Content-Disposition": content_disposition(export.filename)},
     )
 
 
@@ -162,6 +142,32 @@ class DocumentController(Controller):
             headers={"Content-Disposition": content_disposition(document.filename)},
         )
 
+    @get(
+        "/document/{document_id:int}/pdf",
+        sync_to_thread=True,
+        media_type="application/pdf",
+        summary="Searchable PDF",
+    )
+    def get_document_pdf(
+        self, document_id: DocumentId, service: DocumentService
+    ) -> Response[bytes]:
+        """The original pages (an image embedded as it is, a PDF's own pages) with the stored
+        words as an invisible, searchable and selectable text layer. 409 before OCR has run."""
+        return _export_response(service.export(document_id, "pdf"))
+
+    @get("/document/{document_id:int}/ocr", sync_to_thread=True, media_type="*/*")
+    def get_document_ocr(
+        self,
+        document_id: DocumentId,
+        service: DocumentService,
+        output_format: Annotated[
+            Literal["hocr", "alto"],
+            Parameter(query="format", description="hocr (XHTML) or alto (ALTO v4 XML)."),
+        ],
+    ) -> Response[bytes]:
+        """The stored words with their boxes (in the original's pixels) and confidences."""
+        return _export_response(service.export(document_id, output_format))
+
     @delete("/document/{document_id:int}", sync_to_thread=True, status_code=200)
     def delete_document(
         self, document_id: DocumentId, service: DocumentService
@@ -188,9 +194,9 @@ class DocumentController(Controller):
         self,
         service: DocumentService,
         page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,
-        page_size: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        page_size: PageSize = PAGE_SIZE,
         status: Annotated[str | None, Parameter(max_length=16)] = None,
-        label: Annotated[str | None, Parameter(max_length=64)] = None,
+        label: Annotated[str | None, Parameter(max_length=LABEL_MAX_LENGTH)] = None,
         q: Annotated[
             str | None,
             Parameter(

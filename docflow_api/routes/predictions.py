@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-import anyio.to_thread
 from litestar import Controller, Request, post
 from litestar.exceptions import HTTPException
 
-from docflow_api import metrics
 from docflow_api.dependencies import ApiContext, DocumentId, prediction_response
+from docflow_api.document_calls import predict_stored
 from docflow_api.model_holder import ServedModel
 from docflow_api.schemas import (
     PredictBatchRequest,
@@ -21,7 +19,6 @@ from docflow_api.schemas import (
     PredictionResponse,
     PredictTextRequest,
 )
-from docflow_assets.document_service import OnlineReading
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,46 +29,6 @@ async def _scored_off_loop(context: ApiContext, score: Callable[[T], R], texts: 
     anyio's worker-thread call (capacity limiter, cancel scope), which a 0.1 ms scoring feels."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(context.scoring_executor, score, texts)
-
-
-async def _watch_for_disconnect(request: Request, gone: threading.Event) -> None:
-    """Sets ``gone`` when the client hangs up: with the body read, the next ASGI message is
-    the disconnect (servers send it once the client has gone or the response is done)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    gone.set()
-
-
-async def predict_stored(
-    context: ApiContext,
-    served: ServedModel,
-    request: Request,
-    document_id: int,
-    language: str | None,
-    all_scores: bool,
-    original: bytes | None = None,
-) -> PredictionResponse:
-    """A stored document's prediction now, OCR first when it has no text: bounded by the
-    online OCR slots and budget, and stopped when the client hangs up."""
-    started = asyncio.get_running_loop().time()
-    gone = threading.Event()
-    watcher = asyncio.create_task(_watch_for_disconnect(request, gone))
-    online = OnlineReading(language, context.online_ocr_slots, gone, original)
-    try:
-        result = await anyio.to_thread.run_sync(
-            lambda: context.service.predict(
-                served.model.classifier,
-                served.model.name,
-                served.model.version,
-                document_id,
-                online,
-            )
-        )
-    finally:
-        watcher.cancel()
-    if result.ran_ocr:
-        metrics.OCR_SECONDS.observe(asyncio.get_running_loop().time() - started)
-    return prediction_response(result.scored, served, context.settings, all_scores, document_id)
 
 
 class PredictionController(Controller):

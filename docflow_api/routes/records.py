@@ -8,15 +8,18 @@ from typing import Annotated, Literal
 from litestar import Controller, Response, get
 from litestar.params import Parameter
 
-from docflow_api.dependencies import as_utc
+from docflow_api.dependencies import PAGE_SIZE, PageSize, as_utc
 from docflow_api.schemas import PredictionPage, PredictionRecord
 from docflow_assets.document_service import DocumentService
+from docflow_assets.settings import LABEL_MAX_LENGTH
 from docflow_assets.store.repository import PredictionFilter
 
 EXPORT_MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
-ClassFilter = Annotated[str | None, Parameter(max_length=64, description="Predicted class.")]
+ClassFilter = Annotated[
+    str | None, Parameter(max_length=LABEL_MAX_LENGTH, description="Predicted class.")
+]
 SourceFilter = Annotated[
     Literal["batch", "api", "cli"] | None,
     Parameter(description="batch: the pipeline; api: online; cli: `docflow predict`."),
@@ -40,7 +43,7 @@ class PredictionRecordsController(Controller):
         model_version: VersionFilter = None,
         max_confidence: ConfidenceFilter = None,
         page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,
-        page_size: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        page_size: PageSize = PAGE_SIZE,
     ) -> PredictionPage:
         """Recorded predictions of stored documents, newest first."""
         where = PredictionFilter(predicted_class, source, model_version, max_confidence)

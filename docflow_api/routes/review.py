@@ -16,9 +16,8 @@ from litestar.exceptions import HTTPException
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 
-from docflow_api.dependencies import ApiContext, DocumentId
-from docflow_api.routes.documents import ingest_upload
-from docflow_api.routes.predictions import predict_stored
+from docflow_api.dependencies import PAGE_SIZE, ApiContext, DocumentId
+from docflow_api.document_calls import ingest_upload, predict_stored
 from docflow_api.schemas import UploadForm
 from docflow_api.security import KEY_COOKIE, api_keys, valid_key
 from docflow_assets.document_service import (
@@ -27,11 +26,10 @@ from docflow_assets.document_service import (
     LeftToPipeline,
     OcrBusy,
 )
-from docflow_assets.settings import DocflowSettings
+from docflow_assets.settings import LABEL_MAX_LENGTH, DocflowSettings
 from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from docflow_assets.store.repository import ReviewFilter
 
-PAGE_SIZE = 50
 # Page images shown at once in a document's view (a 200-page PDF is shown ten pages at a time).
 PAGES_SHOWN = 10
 # The list's label fields are named label-<document id>.
@@ -67,7 +65,7 @@ class ReviewController(Controller):
         settings: DocflowSettings,
         context: ApiContext,
         status: Annotated[str | None, Parameter(max_length=16)] = None,
-        predicted_class: Annotated[str | None, Parameter(max_length=64)] = None,
+        predicted_class: Annotated[str | None, Parameter(max_length=LABEL_MAX_LENGTH)] = None,
         unlabelled: bool = False,
         unsure_first: bool = False,
         page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,

@@ -27,6 +27,7 @@ from docflow_assets.document_service import (
     DRIFT_WINDOW,
     MIN_MEAN_CONFIDENCE,
     READY_FOR_FEATURES,
+    OcrReport,
 )
 from docflow_assets.store.models import DocumentStatus
 from docflow_assets.store.objects import StoreUnavailable
@@ -38,6 +39,8 @@ MAX_LOW_CONFIDENCE_RATE = 0.3
 MAX_LANGUAGE_MISMATCH_RATE = 0.1
 MAX_CLASS_DRIFT = 0.4
 OUTAGE_RETRIES = 4
+PROGRESS_EVERY = 10
+PARENT_RUN_TAG = "dagster/parent_run_id"
 
 
 def retry_through_outages(
@@ -129,7 +132,16 @@ def ocr_text(
 ) -> MaterializeResult:
     settings = docflow.settings()
     service = docflow.service()
-    report = service.read(_day(context), config.document_ids)
+    queued = len(config.document_ids)
+
+    def log_progress(tally: OcrReport) -> None:
+        done = tally.documents + len(tally.failed)
+        if done % PROGRESS_EVERY == 0:
+            context.log.info(f"read {done} of {queued} documents ({tally.pages} pages)")
+
+    # A retried step, or a re-executed run, reads only what its first attempt did not record.
+    resume = context.retry_number > 0 or PARENT_RUN_TAG in context.run.tags
+    report = service.read(_day(context), config.document_ids, resume, log_progress)
     day = service.day_counts(_day(context))
     context.log.info(
         f"OCR'd {report.pages} pages of {report.documents + len(report.failed)} documents "
@@ -138,6 +150,7 @@ def ocr_text(
     return MaterializeResult(
         metadata={
             "documents": report.documents,
+            "already_read": report.already_read,
             "dagster/row_count": sum(day.get(status, 0) for status in READY_FOR_FEATURES),
             "failed_documents": len(report.failed),
             "pages": report.pages,

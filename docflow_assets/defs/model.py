@@ -28,23 +28,12 @@ from docflow_assets.defs.partitions import PARTITION_TAG, training_snapshots
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.gate import GateResult, GateThresholds
 from docflow_assets.ml.promotion import compare_with_served, judge
-from docflow_assets.ml.training_set import (
-    current_snapshot_labels,
-    labelled_frame,
-    new_classes,
-    new_labels,
-    partition_snapshot,
-    save_snapshot,
-    snapshot_by_hash,
-)
 from docflow_assets.settings import (
     MODEL_SEED,
     TRAINING_FOLDS,
     TRAINING_MAX_EPOCHS,
     DocflowSettings,
 )
-from docflow_assets.store.database import session_scope
-from docflow_assets.store.repository import labelled_documents_in_processing
 
 MIN_DOCUMENTS_PER_CLASS = 3
 MAX_CLASS_IMBALANCE = 10.0
@@ -80,23 +69,19 @@ MIN_VOCABULARY = 200
 )
 @retry_through_outages
 def training_set(context: AssetExecutionContext, docflow: DocflowResource) -> MaterializeResult:
-    settings = docflow.settings()
-    with session_scope(docflow.database) as session:
-        frame = labelled_frame(session, settings.ocr_mode)
-        in_processing = labelled_documents_in_processing(session)
-    store = docflow.store()
-    before = current_snapshot_labels(store)
+    taken = docflow.service().take_snapshot(context.partition_key)
+    snapshot, frame = taken.snapshot, taken.frame
+    in_processing = taken.labelled_documents_still_in_ocr
     if in_processing:
         context.log.warning(f"{in_processing} labelled documents are still in OCR: not in it")
-    snapshot = save_snapshot(store, frame, context.partition_key)
     counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()}
     smallest = min(counts.values(), default=0)
     imbalance = max(counts.values(), default=0) / smallest if smallest else float("inf")
     return MaterializeResult(
         metadata={
             "dagster/row_count": snapshot.rows,
-            "new_labels": new_labels(before, frame),
-            "new_classes": MetadataValue.json(sorted(new_classes(before, frame))),
+            "new_labels": taken.new_labels,
+            "new_classes": MetadataValue.json(taken.new_classes),
             "labelled_documents_still_in_ocr": in_processing,
             "classes": len(counts),
             "per_class": counts,
@@ -124,13 +109,16 @@ def training_set(context: AssetExecutionContext, docflow: DocflowResource) -> Ma
     )
 
 
+DEFAULT_GATE = GateThresholds()
+
+
 class ClassifierConfig(Config):
     """``min_macro_f1`` unset: DOCFLOW_MODEL_MIN_MACRO_F1 (itself unset by default: no floor)."""
 
     min_macro_f1: float | None = None
-    baseline_margin: float = 0.0
-    majority_margin: float = 0.1
-    max_regression: float = 0.0
+    baseline_margin: float = DEFAULT_GATE.baseline_margin
+    majority_margin: float = DEFAULT_GATE.majority_margin
+    max_regression: float = DEFAULT_GATE.max_regression
     max_epochs: int = TRAINING_MAX_EPOCHS
     folds: int = TRAINING_FOLDS
     seed: int = MODEL_SEED
@@ -202,7 +190,7 @@ def document_classifier(
     # dagster-mlflow's resource forwards to the mlflow module, whose run it has opened.
     active = cast(Any, mlflow).active_run()
     context.log.info(f"MLflow run {active.info.run_id if active else '(new)'}")
-    found = partition_snapshot(docflow.store(), context.partition_key)
+    found = docflow.service().snapshot(context.partition_key)
     if found is None:
         raise Failure(
             f"training snapshot {context.partition_key} was never taken: "
@@ -224,7 +212,7 @@ def document_classifier(
     served_pairs = None
     if deployed is not None:
         trained_on = registry.training_set_hash(deployed.run_id)
-        seen_frame = snapshot_by_hash(docflow.store(), trained_on) if trained_on else None
+        seen_frame = docflow.service().snapshot_with_hash(trained_on) if trained_on else None
         if seen_frame is not None:
             served_pairs = set(zip(seen_frame["document_id"], seen_frame["label"], strict=True))
     served = compare_with_served(

@@ -4,9 +4,8 @@ from datetime import UTC, date, datetime
 from dagster import Config, DailyPartitionsDefinition, DynamicPartitionsDefinition
 from sqlalchemy.exc import SQLAlchemyError
 
+from docflow_assets.document_service import DocumentService
 from docflow_assets.settings import DATABASE_FILE, DocflowSettings
-from docflow_assets.store.database import session_scope
-from docflow_assets.store.repository import first_upload_day
 
 # The run tag that names a run's partition.
 PARTITION_TAG = "dagster/partition"
@@ -26,8 +25,7 @@ def partitions_start(settings: DocflowSettings) -> date:
     if settings.database_url is None and not (home / DATABASE_FILE).exists():
         return today  # a new home; loading the code location must not create it
     try:
-        with session_scope(settings.resolved_database_url) as session:
-            return first_upload_day(session) or today
+        return DocumentService.from_settings(settings).first_upload_day() or today
     except SQLAlchemyError as error:
         logger.warning("upload days start at %s: %s", START_WHEN_UNREADABLE, error)
         return START_WHEN_UNREADABLE

@@ -17,7 +17,7 @@ from docflow_assets.document_service import DocumentService
 from docflow_assets.ml.registry import EXPERIMENT_NAME, Registry
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema
-from docflow_assets.store.objects import ObjectStore, s3_location
+from docflow_assets.store.objects import s3_location
 
 
 class DocflowResource(ConfigurableResource):
@@ -51,13 +51,6 @@ class DocflowResource(ConfigurableResource):
 
     def settings(self) -> DocflowSettings:
         return self.service().settings
-
-    @property
-    def database(self) -> str:
-        return self.service().database
-
-    def store(self) -> ObjectStore:
-        return self.service().store
 
     def registry(self) -> Registry:
         return self.service().registry

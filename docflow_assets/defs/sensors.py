@@ -24,21 +24,11 @@ from docflow_assets.defs.jobs import process_documents_job, score_documents_job,
 from docflow_assets.defs.partitions import training_snapshots
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.ml.training_set import (
-    current_labels,
-    current_snapshot_labels,
     labels_digest,
     retrain_decision,
     snapshot_partition_key,
 )
-from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import utcnow
-from docflow_assets.store.repository import (
-    labelled_documents_in_processing,
-    mark_failed,
-    new_documents,
-    stalled_documents,
-    unfinished_documents,
-)
 
 # How many batches one tick asks for at most: the rest wait for the next tick.
 BATCHES_PER_TICK = 10
@@ -137,15 +127,14 @@ def new_uploads_sensor(
     after_id = int(context.cursor or 0)
     batch_size = docflow.settings().batch_size
     limit = batch_size * BATCHES_PER_TICK
-    with session_scope(docflow.database) as session:
-        documents = new_documents(session, after_id, limit=limit)
-        waiting = stalled_documents(session, after_id, utcnow() - STALLED_AFTER, limit=limit)
-        if waiting:
-            active = documents_in_active_runs(context.instance)
-            waiting = [document for document in waiting if document.id not in active]
-        requests = batch_requests(
-            [(d.id, d.upload_date) for d in documents], batch_size, "documents"
-        ) + batch_requests([(d.id, d.upload_date) for d in waiting], batch_size, None)
+    waiting_uploads = docflow.service().uploads_waiting(after_id, utcnow() - STALLED_AFTER, limit)
+    documents, waiting = waiting_uploads.new, waiting_uploads.stalled
+    if waiting:
+        active = documents_in_active_runs(context.instance)
+        waiting = [document for document in waiting if document.id not in active]
+    requests = batch_requests(documents, batch_size, "documents") + batch_requests(
+        waiting, batch_size, None
+    )
     if not requests:
         return SkipReason(f"no new uploads after document {after_id}")
     if waiting:
@@ -230,10 +219,10 @@ def training_snapshot_sensor(
     )
     if training:
         return SkipReason(f"training run {training[0].run_id} is in flight")
-    with session_scope(docflow.database) as session:
-        labels = current_labels(session)
-        in_processing = labelled_documents_in_processing(session)
-    previous = current_snapshot_labels(docflow.store())
+    service = docflow.service()
+    labels_now = service.labels_now()
+    labels, in_processing = labels_now.labels, labels_now.labelled_documents_still_in_ocr
+    previous = service.snapshot_labels()
     trained = context.instance.get_latest_materialization_event(AssetKey("document_classifier"))
     decision = retrain_decision(
         previous,
@@ -302,8 +291,5 @@ def failed_documents_sensor(context: RunFailureSensorContext, docflow: DocflowRe
     if not document_ids:
         return
     reason = f"processing run {run.run_id} failed: {_failure_summary(context)}"
-    with session_scope(docflow.database) as session:
-        documents = unfinished_documents(session, document_ids)
-        for document in documents:
-            mark_failed(session, document, reason)
-    context.log.warning(f"marked {len(documents)} documents of run {run.run_id} failed")
+    failed = docflow.service().fail_unfinished(document_ids, reason)
+    context.log.warning(f"marked {failed} documents of run {run.run_id} failed")

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pypdfium2 as pdfium
 from PIL import Image, ImageSequence
 
+from docflow_assets.settings import MAX_IMAGE_PIXELS, RENDER_DPI
+
 PDF_CONTENT_TYPE = "application/pdf"
 PDF_MAGIC = b"%PDF-"
 # PDFium must not be called from two threads at once, even on different documents (pypdfium2's
@@ -33,7 +35,7 @@ def sniffed_content_type(data: bytes) -> str:
 
 
 def iter_page_images(
-    data: bytes, content_type: str, dpi: int = 300, max_pixels: int = 60_000_000
+    data: bytes, content_type: str, dpi: int = RENDER_DPI, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> Iterator[Image.Image]:
     """Every page of a document as an 8-bit image (RGB or greyscale), in order."""
     if content_type == PDF_CONTENT_TYPE:
@@ -52,8 +54,32 @@ def iter_page_images(
             yield to_8bit(frame)
 
 
+def page_sizes(
+    data: bytes, content_type: str, dpi: int = RENDER_DPI, max_pixels: int = MAX_IMAGE_PIXELS
+) -> list[tuple[int, int]]:
+    """Width and height of every page as ``iter_page_images`` gives it, without rendering."""
+    if content_type == PDF_CONTENT_TYPE:
+        sizes = []
+        with PDFIUM_LOCK:
+            pdf = pdfium.PdfDocument(data)
+            try:
+                for index in range(len(pdf)):
+                    width, height = pdf.get_page_size(index)
+                    scale = pdf_render_scale(width, height, dpi, max_pixels)
+                    sizes.append((math.ceil(width * scale), math.ceil(height * scale)))
+            finally:
+                pdf.close()
+        return sizes
+    with Image.open(io.BytesIO(data)) as image:
+        return [frame.size for frame in ImageSequence.Iterator(image)]
+
+
 def page_image(
-    data: bytes, content_type: str, index: int, dpi: int = 300, max_pixels: int = 60_000_000
+    data: bytes,
+    content_type: str,
+    index: int,
+    dpi: int = RENDER_DPI,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> Image.Image:
     """Page ``index`` (from 0) alone as an 8-bit image: no page before it is rendered."""
     if content_type == PDF_CONTENT_TYPE:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,7 +37,11 @@ from docflow_assets.ocr.preprocess import (
     to_grey,
 )
 from docflow_assets.page_text import PageText, text_from_words
+from docflow_assets.settings import CASCADE_THRESHOLD, MAX_IMAGE_PIXELS, RENDER_DPI
 
+# Documents handed to each OCR process ahead of the one it reads: enough that no process waits
+# for its next document, few enough that a batch's originals are not all in memory at once.
+IN_FLIGHT_PER_WORKER = 2
 OCR_MODES = ("tesseract", "ppocr", "easyocr", "ensemble", "cascade")
 # A reading this sure of itself is of an upright page (or one Tesseract reads correctly as
 # vertical lines): it is kept, and the page is never turned. Only an unsure reading makes the
@@ -54,11 +60,11 @@ READABLE_CONFIDENCE = 0.5
 @dataclass(frozen=True)
 class OcrOptions:
     language: str = "eng"
-    dpi: int = 300
-    max_pixels: int = 60_000_000
+    dpi: int = RENDER_DPI
+    max_pixels: int = MAX_IMAGE_PIXELS
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
     mode: str = "cascade"
-    cascade_threshold: float = 0.85
+    cascade_threshold: float = CASCADE_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.mode not in OCR_MODES:
@@ -233,25 +239,31 @@ def _ocr_request(request: OcrRequest, options: OcrOptions) -> DocumentText:
 
 
 def iter_ocr_documents(
-    requests: Sequence[OcrRequest], options: OcrOptions, workers: int = 2
+    requests: Iterable[OcrRequest], options: OcrOptions, workers: int = 2
 ) -> Iterator[DocumentText]:
-    """OCR a batch of documents, one process per core, yielding each in the batch's order as
-    soon as it and those before it are read; failures come back as ``error``."""
-    if workers <= 1 or len(requests) <= 1:
-        yield from (_ocr_request(request, options) for request in requests)
+    """OCR documents, one process per core, yielding each in the requests' order as soon as it
+    and those before it are read; failures come back as ``error``. Requests are drawn only as
+    workers free up (``IN_FLIGHT_PER_WORKER`` each), so a lazy iterable of requests keeps at
+    most that many documents' bytes in memory, however long it is."""
+    requests = iter(requests)
+    first = list(itertools.islice(requests, 2))
+    if workers <= 1 or len(first) <= 1:
+        yield from (_ocr_request(request, options) for request in itertools.chain(first, requests))
         return
     # Forked from a clean server process, not from this one: a process that has read a page
     # with PP-OCR holds OpenVINO's threads, and a plain fork of it can deadlock on their locks.
     context = multiprocessing.get_context("forkserver")
     # The server imports the OCR code once; each worker forked from it starts ready to read.
     context.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_ocr_request, request, options) for request in requests]
-        yield from (future.result() for future in futures)
-
-
-def ocr_documents(
-    requests: Sequence[OcrRequest], options: OcrOptions, workers: int = 2
-) -> list[DocumentText]:
-    """OCR a batch of documents, one process per core; failures come back as ``error``."""
-    return list(iter_ocr_documents(requests, options, workers))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    in_flight: deque[Future[DocumentText]] = deque()
+    try:
+        for request in itertools.chain(first, requests):
+            in_flight.append(pool.submit(_ocr_request, request, options))
+            if len(in_flight) >= IN_FLIGHT_PER_WORKER * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+    finally:
+        # A caller that stops early (an outage, a kill) waits only for the pages being read.
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -18,8 +18,10 @@ import numpy as np
 import pytesseract
 from PIL import Image
 
+from docflow_assets.settings import PREPROCESSING_STEPS
+
 STEPS = ("illumination", "orientation", "deskew", "upscale", "denoise", "contrast", "binarize")
-DEFAULT_STEPS = ("illumination", "orientation", "deskew", "upscale")
+DEFAULT_STEPS = PREPROCESSING_STEPS
 # Median glyph height (px) under which a page is enlarged (a page scanned or photographed at
 # under ~100 dpi), and the height it is enlarged to: on rendered pages shrunk to 70 dpi that
 # halves Tesseract's CER, while enlarging 150 dpi pages (glyphs of 11-14 px) made it worse.

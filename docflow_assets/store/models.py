@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from docflow_assets.settings import LABEL_MAX_LENGTH
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -55,7 +57,7 @@ class Document(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     upload_date: Mapped[date] = mapped_column(Date, index=True)
-    label: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    label: Mapped[str | None] = mapped_column(String(LABEL_MAX_LENGTH), default=None, index=True)
     label_source: Mapped[str | None] = mapped_column(String(32), default=None)
     labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     # While set and in the future, one API process is reading this document online; others wait
@@ -101,7 +103,7 @@ class Prediction(Base):
     )
     model_name: Mapped[str] = mapped_column(String(128))
     model_version: Mapped[str] = mapped_column(String(32))
-    predicted_class: Mapped[str] = mapped_column(String(64), index=True)
+    predicted_class: Mapped[str] = mapped_column(String(LABEL_MAX_LENGTH), index=True)
     confidence: Mapped[float] = mapped_column(Float)
     all_scores: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(16), default="batch")

@@ -1,0 +1,87 @@
+"""What comes in: one upload or a folder stored and registered, and files read without storing
+them (``docflow ocr``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from docflow_assets.document_service.stores import ServiceStores, ocr_options
+from docflow_assets.ingest import (
+    FolderReport,
+    IngestResult,
+    RejectedDocument,
+    ingest,
+    ingest_folder,
+    inspect_content,
+)
+from docflow_assets.ocr.engines import check_languages
+from docflow_assets.ocr.pipeline import DocumentText, OcrRequest, iter_ocr_documents
+
+
+@dataclass(frozen=True)
+class FileReading:
+    """One file's text, or why it could not be read."""
+
+    path: Path
+    document: DocumentText | None
+    error: str | None = None
+
+
+class Intake(ServiceStores):
+    def ingest(
+        self,
+        source: BinaryIO,
+        filename: str,
+        label: str | None = None,
+        label_source: str = "upload",
+    ) -> IngestResult:
+        """Validate, store and register one file (``RejectedDocument`` names why not); a
+        duplicate returns the document already stored."""
+        return ingest(source, filename, self.settings, self.store, label, label_source)
+
+    def ingest_folder(
+        self, folder: Path, labels: dict[str, str] | None = None, show_progress: bool = False
+    ) -> FolderReport:
+        """Every file under ``folder`` through ``ingest``, with the labels of a labels file."""
+        return ingest_folder(folder, self.settings, self.store, labels, show_progress)
+
+    def ocr_files(
+        self,
+        paths: Iterable[Path],
+        language: str | None = None,
+        mode: str | None = None,
+        workers: int = 2,
+    ) -> Iterator[FileReading]:
+        """Read files with the pipeline's OCR, storing nothing, in the given order. A file is
+        opened only when a worker is ready for it, so a folder of any size reads in flat
+        memory. ``UnsupportedLanguage`` before any file is read when Tesseract lacks a
+        language asked for."""
+        options = ocr_options(self.settings, language)
+        if mode:
+            options = replace(options, mode=mode)
+        check_languages(options.language)
+        ordered = list(paths)
+        unreadable: dict[int, str] = {}
+
+        def requests() -> Iterator[OcrRequest]:
+            for index, path in enumerate(ordered):
+                try:
+                    data = path.read_bytes()
+                    content_type = inspect_content(data, self.settings).content_type
+                except (OSError, RejectedDocument) as error:
+                    unreadable[index] = str(getattr(error, "message", error))
+                    continue
+                yield OcrRequest(index, data, content_type)
+
+        next_index = 0
+        for document in iter_ocr_documents(requests(), options, workers):
+            while next_index < document.document_id:
+                yield FileReading(ordered[next_index], None, unreadable[next_index])
+                next_index += 1
+            yield FileReading(ordered[document.document_id], document, document.error)
+            next_index = document.document_id + 1
+        for index in range(next_index, len(ordered)):
+            yield FileReading(ordered[index], None, unreadable[index])
