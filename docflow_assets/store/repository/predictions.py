@@ -1,0 +1,201 @@
+"""Predictions: recorded, listed, filtered for review and export, and what to score next."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from docflow_assets.store.models import Document, DocumentStatus, Prediction
+
+
+def add_prediction(
+    session: Session,
+    document_id: int | None,
+    model_name: str,
+    model_version: str,
+    predicted_class: str,
+    confidence: float,
+    scores: dict[str, float],
+    source: str,
+) -> Prediction:
+    prediction = Prediction(
+        document_id=document_id,
+        model_name=model_name,
+        model_version=model_version,
+        predicted_class=predicted_class,
+        confidence=confidence,
+        all_scores=scores,
+        source=source,
+    )
+    session.add(prediction)
+    return prediction
+
+
+def recent_predicted_classes(session: Session, limit: int) -> list[str]:
+    """Classes of the latest batch predictions, newest first."""
+    query = (
+        select(Prediction.predicted_class)
+        .where(Prediction.source == "batch")
+        .order_by(Prediction.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def latest_predictions(session: Session, document_ids: Sequence[int]) -> dict[int, Prediction]:
+    """Each document's newest prediction, for those that have one."""
+    newest = (
+        select(func.max(Prediction.id))
+        .where(Prediction.document_id.in_(document_ids))
+        .group_by(Prediction.document_id)
+    )
+    rows = session.scalars(select(Prediction).where(Prediction.id.in_(newest)))
+    return {row.document_id: row for row in rows if row.document_id is not None}
+
+
+def documents_to_score(
+    session: Session,
+    model_name: str,
+    model_version: str,
+    rescore: str,
+    limit: int,
+    exclude: Collection[int] = (),
+) -> list[tuple[int, date]]:
+    """(id, upload day) of documents the served version should score, oldest first: those read
+    but never predicted, then, per ``rescore`` (none, unconfirmed, all), predicted documents
+    whose newest prediction is another version's (unconfirmed: only those without a label)."""
+    waiting = (
+        select(Document.id, Document.upload_date)
+        .where(Document.status == DocumentStatus.OCR_DONE, Document.id.not_in(exclude))
+        .order_by(Document.id)
+        .limit(limit)
+    )
+    found = [(row.id, row.upload_date) for row in session.execute(waiting)]
+    if rescore == "none" or len(found) >= limit:
+        return found
+    newest = (
+        select(Prediction.document_id, func.max(Prediction.id).label("newest"))
+        .group_by(Prediction.document_id)
+        .subquery()
+    )
+    outdated = (
+        select(Document.id, Document.upload_date)
+        .join(newest, newest.c.document_id == Document.id)
+        .join(Prediction, Prediction.id == newest.c.newest)
+        .where(
+            Document.status == DocumentStatus.PREDICTED,
+            Document.id.not_in(exclude),
+            or_(Prediction.model_name != model_name, Prediction.model_version != model_version),
+        )
+        .order_by(Document.id)
+        .limit(limit - len(found))
+    )
+    if rescore == "unconfirmed":
+        outdated = outdated.where(Document.label.is_(None))
+    return found + [(row.id, row.upload_date) for row in session.execute(outdated)]
+
+
+def prediction_history(session: Session, document_id: int) -> list[Prediction]:
+    query = select(Prediction).where(Prediction.document_id == document_id)
+    return list(session.scalars(query.order_by(Prediction.id)))
+
+
+def documents_with_predictions(session: Session, document_ids: Sequence[int]) -> int:
+    query = select(func.count(func.distinct(Prediction.document_id))).where(
+        Prediction.document_id.in_(document_ids)
+    )
+    return int(session.scalar(query) or 0)
+
+
+@dataclass(frozen=True)
+class PredictionFilter:
+    """Which predictions a listing or an export holds (None: any)."""
+
+    predicted_class: str | None = None
+    source: str | None = None
+    model_version: str | None = None
+    max_confidence: float | None = None  # the unsure ones, for review
+
+
+def _filtered_predictions(where: PredictionFilter) -> Select[Prediction, Document]:
+    query = select(Prediction, Document).join(Document, Prediction.document_id == Document.id)
+    if where.predicted_class is not None:
+        query = query.where(Prediction.predicted_class == where.predicted_class)
+    if where.source is not None:
+        query = query.where(Prediction.source == where.source)
+    if where.model_version is not None:
+        query = query.where(Prediction.model_version == where.model_version)
+    if where.max_confidence is not None:
+        query = query.where(Prediction.confidence <= where.max_confidence)
+    return query
+
+
+def page_of_predictions(
+    session: Session, where: PredictionFilter, offset: int, limit: int
+) -> tuple[int, list[tuple[Prediction, Document]]]:
+    """Predictions of stored documents, newest first, with their documents and the count of
+    all that match."""
+    query = _filtered_predictions(where)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(Prediction.id.desc()).offset(offset).limit(limit))
+    return int(total), [(prediction, document) for prediction, document in rows]
+
+
+def all_predictions(session: Session, where: PredictionFilter) -> list[tuple[Prediction, Document]]:
+    rows = session.execute(_filtered_predictions(where).order_by(Prediction.id))
+    return [(prediction, document) for prediction, document in rows]
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    """Which documents a listing shows, with their latest prediction: by status, label (or
+    none yet), predicted class, in an order."""
+
+    status: str | None = None
+    label: str | None = None
+    unlabelled: bool = False
+    predicted_class: str | None = None
+    # oldest or newest first, or the least confident prediction first (none last)
+    order: Literal["oldest", "newest", "unsure"] = "newest"
+
+
+def review_page(
+    session: Session, where: ReviewFilter, offset: int, limit: int
+) -> tuple[int, list[tuple[Document, Prediction | None]]]:
+    """Documents with their latest prediction, filtered and ordered for review."""
+    newest = (
+        select(Prediction.document_id, func.max(Prediction.id).label("prediction_id"))
+        .group_by(Prediction.document_id)
+        .subquery()
+    )
+    query = (
+        select(Document, Prediction)
+        .outerjoin(newest, newest.c.document_id == Document.id)
+        .outerjoin(Prediction, Prediction.id == newest.c.prediction_id)
+    )
+    if where.status:
+        query = query.where(Document.status == where.status)
+    if where.label:
+        query = query.where(Document.label == where.label)
+    if where.unlabelled:
+        query = query.where(Document.label.is_(None))
+    if where.predicted_class:
+        query = query.where(Prediction.predicted_class == where.predicted_class)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    orders = {
+        "oldest": (Document.id,),
+        "newest": (Document.id.desc(),),
+        "unsure": (Prediction.confidence.is_(None), Prediction.confidence, Document.id),
+    }
+    rows = session.execute(query.order_by(*orders[where.order]).offset(offset).limit(limit))
+    return int(total), [(document, prediction) for document, prediction in rows]
+
+
+def prediction_classes(session: Session) -> list[str]:
+    query = select(Prediction.predicted_class).distinct()
+    return list(session.scalars(query.order_by(Prediction.predicted_class)))

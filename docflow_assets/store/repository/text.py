@@ -1,0 +1,129 @@
+"""OCR text: pages read and recorded, the full-text index and search over it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy import text as sql
+from sqlalchemy.orm import Session
+
+from docflow_assets.page_text import PageText
+from docflow_assets.store.models import Document, DocumentStatus, OcrResult
+
+
+def replace_ocr_results(session: Session, document: Document, pages: Sequence[PageText]) -> None:
+    """Idempotent per document: a re-run replaces the rows of the engines it ran."""
+    engines = {page.engine for page in pages}
+    session.execute(
+        delete(OcrResult).where(OcrResult.document_id == document.id, OcrResult.engine.in_(engines))
+    )
+    for number, page in enumerate(pages, start=1):
+        session.add(
+            OcrResult(
+                document_id=document.id,
+                page=number,
+                engine=page.engine,
+                language=page.language,
+                text=page.text,
+                mean_confidence=page.mean_confidence,
+                words=page.words_as_dicts(),
+                preprocessing=page.preprocessing,
+                seconds=page.seconds,
+            )
+        )
+    document.status = DocumentStatus.OCR_DONE
+    document.status_reason = None
+    session.flush()
+    _index_text(session, document.id)
+
+
+def document_texts(
+    session: Session, document_ids: Sequence[int], prefer: str = "tesseract"
+) -> dict[int, str]:
+    """Each document's text, its pages in order, from the ``prefer`` engine (the OCR mode)
+    where the document has it, else from the engine it was read with."""
+    rows = session.execute(
+        select(OcrResult.document_id, OcrResult.engine, OcrResult.page, OcrResult.text)
+        .where(OcrResult.document_id.in_(document_ids))
+        .order_by(OcrResult.document_id, OcrResult.engine, OcrResult.page)
+    )
+    by_engine: dict[int, dict[str, list[str]]] = {}
+    for document_id, engine, _page, text in rows:
+        by_engine.setdefault(document_id, {}).setdefault(engine, []).append(text)
+    return {
+        document_id: "\n\n".join(engines.get(prefer) or next(iter(engines.values())))
+        for document_id, engines in by_engine.items()
+    }
+
+
+def document_pages(session: Session, document_id: int) -> list[OcrResult]:
+    """A document's OCR rows, page by page."""
+    query = select(OcrResult).where(OcrResult.document_id == document_id)
+    return list(session.scalars(query.order_by(OcrResult.page, OcrResult.engine)))
+
+
+def pages_read_by_engine(session: Session) -> dict[str, int]:
+    query = select(OcrResult.engine, func.count()).group_by(OcrResult.engine)
+    return {engine: count for engine, count in session.execute(query)}
+
+
+# Most matches one search ranks; past it, a query is too broad to page through anyway.
+MAX_SEARCH_MATCHES = 5000
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def drop_from_text_index(session: Session, document_id: int) -> None:
+    if _is_sqlite(session):
+        session.execute(sql("DELETE FROM ocr_search WHERE document_id = :id"), {"id": document_id})
+
+
+def _index_text(session: Session, document_id: int) -> None:
+    """SQLite's FTS5 table follows the document's OCR rows (PostgreSQL indexes them itself)."""
+    if not _is_sqlite(session):
+        return
+    drop_from_text_index(session, document_id)
+    session.execute(
+        sql(
+            "INSERT INTO ocr_search (text, document_id) "
+            "SELECT text, document_id FROM ocr_results WHERE document_id = :id"
+        ),
+        {"id": document_id},
+    )
+
+
+def search_text(session: Session, query: str) -> list[tuple[int, str]]:
+    """Documents whose OCR text holds every word of ``query``, best match first, each with a
+    snippet around the words (marked ``[...]``)."""
+    words = [word for word in re.findall(r"\w+", query) if word]
+    if not words:
+        return []
+    if _is_sqlite(session):
+        # Each word quoted: FTS5 would read AND, OR, NEAR, * and quotes as its own syntax.
+        match = " ".join('"' + word + '"' for word in words)
+        rows = session.execute(
+            sql(
+                "SELECT document_id, snippet(ocr_search, 0, '[', ']', '...', 12) "
+                "FROM ocr_search WHERE ocr_search MATCH :match ORDER BY rank LIMIT :limit"
+            ),
+            {"match": match, "limit": MAX_SEARCH_MATCHES},
+        )
+    else:
+        rows = session.execute(
+            sql(
+                "SELECT document_id, ts_headline('simple', text, query, "
+                "'StartSel=[, StopSel=], MaxWords=14, MinWords=6') "
+                "FROM ocr_results, plainto_tsquery('simple', :words) AS query "
+                "WHERE to_tsvector('simple', text) @@ query "
+                "ORDER BY ts_rank(to_tsvector('simple', text), query) DESC LIMIT :limit"
+            ),
+            {"words": " ".join(words), "limit": MAX_SEARCH_MATCHES},
+        )
+    best: dict[int, str] = {}
+    for document_id, snippet in rows:
+        best.setdefault(int(document_id), str(snippet))
+    return list(best.items())
