@@ -260,3 +260,31 @@ def test_exports_through_the_api_and_before_ocr(read_home: ReadHome, tmp_path: P
         assert f"document {waiting_id} has not been read yet" in refused.json()["detail"]
     with pytest.raises(NotReadYet):
         read_home.service.export(waiting_id, "hocr")
+
+
+def test_the_cli_writes_searchable_pdfs_and_hocr(read_home: ReadHome, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from docflow_assets.cli import main
+
+    scan = REAL_SCANS / "phototest.tif"
+    env = {"DOCFLOW_HOME": str(tmp_path / "elsewhere"), "DOCFLOW_OCR_MODE": "tesseract"}
+    for kind, name in (("pdf", "phototest.pdf"), ("hocr", "phototest.hocr")):
+        read = CliRunner().invoke(
+            main, ["ocr", str(scan), "--format", kind, "--out-dir", str(tmp_path)], env=env
+        )
+        assert read.exit_code == 0, read.output
+        assert (tmp_path / name).is_file()
+    text = pdfium.PdfDocument(tmp_path / "phototest.pdf")[0].get_textpage().get_text_range()
+    assert "quick brown" in text
+    assert b"ocrx_word" in (tmp_path / "phototest.hocr").read_bytes()
+
+    home = {"DOCFLOW_HOME": str(read_home.settings.home)}
+    document_id = read_home.ids["phototest.tif"]
+    exported = CliRunner().invoke(
+        main, ["export-pdf", str(document_id), "999999", "--out-dir", str(tmp_path)], env=home
+    )
+    assert exported.exit_code == 1  # one of the two does not exist, and says so
+    assert "document 999999 does not exist" in exported.output
+    written = tmp_path / f"{document_id}-phototest.pdf"
+    assert "quick brown" in pdfium.PdfDocument(written)[0].get_textpage().get_text_range()

@@ -63,7 +63,7 @@ def test_a_reviewer_signs_in_uploads_sees_the_prediction_and_relabels(
         browser.find_element(By.CSS_SELECTOR, "#predict-form button").click()
         assert browser.find_element(By.ID, "prediction").text.startswith("invoice")
         assert browser.find_element(By.ID, "status").text == "predicted"
-        assert "INVOICE" in browser.find_element(By.TAG_NAME, "pre").text.upper()
+        assert "INVOICE" in browser.find_element(By.CSS_SELECTOR, ".words").text.upper()
 
         field = browser.find_element(By.CSS_SELECTOR, "#label-form input[name=label]")
         field.clear()
@@ -139,3 +139,70 @@ def test_the_api_docs_render_from_files_the_api_serves_itself(
         )
         operations = browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
         assert "/predict/text" in {operation.text for operation in operations}
+
+
+def test_a_reviewer_sees_each_word_where_it_stands_and_which_ones_ocr_doubted(
+    home_copy: DocflowSettings, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    with serve(home_copy) as base:
+        listed = httpx.get(f"{base}/documents", params={"status": "predicted"}).json()["items"]
+        document_id = listed[0]["id"]
+        browser.set_window_size(1400, 1000)
+        browser.get(f"{base}/review/{document_id}")
+        image = browser.find_element(By.CSS_SELECTOR, "figure.page img")
+        WebDriverWait(browser, 10).until(
+            lambda _: browser.execute_script("return arguments[0].naturalWidth", image) > 0
+        )
+        overlay = browser.find_element(By.CSS_SELECTOR, "figure.page svg")
+        # The boxes' layer lies exactly over the page image.
+        rects = browser.execute_script(
+            "return [arguments[0].getBoundingClientRect(), arguments[1].getBoundingClientRect()]"
+            ".map(r => [r.left, r.top, r.width, r.height])",
+            image,
+            overlay,
+        )
+        assert all(abs(a - b) < 1.5 for a, b in zip(rects[0], rects[1], strict=True)), rects
+        boxes = browser.find_elements(By.CSS_SELECTOR, "figure.page svg a.word")
+        words = browser.find_elements(By.CSS_SELECTOR, "#words-1 a")
+        assert len(boxes) == len(words) > 10
+        # Each box names its word and confidence, and is marked when OCR doubted it.
+        for box, word in zip(boxes, words, strict=True):
+            title = box.find_element(By.TAG_NAME, "title").get_attribute("textContent") or ""
+            text, confidence = title.rsplit(" (confidence ", 1)
+            assert text == word.text
+            low = float(confidence.rstrip(")")) < 0.6
+            assert ("low" in (box.get_attribute("class") or "")) == low
+            assert ("low" in (word.get_attribute("class") or "")) == low
+        # A word on the page lies inside the image where its box is drawn: hovering lights it.
+        first_box = boxes[0]
+        rect = first_box.find_element(By.TAG_NAME, "rect")
+        quiet = rect.value_of_css_property("fill")
+        webdriver.ActionChains(browser).move_to_element(rect).perform()
+        assert rect.value_of_css_property("fill") != quiet
+        # The box and the word in the text point to each other.
+        browser.execute_script(
+            "arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", first_box
+        )
+        assert browser.current_url.endswith("#text-1-1")
+        words[0].click()
+        assert browser.current_url.endswith("#box-1-1")
+        # The README's docs/review-words.png is this page, taken here.
+        browser.execute_script("window.scrollTo(0, 0)")
+        assert browser.save_screenshot(str(tmp_path / "review-words.png"))
+
+
+def test_the_front_page_shows_the_served_model_and_the_pipeline_in_a_browser(
+    home_copy: DocflowSettings, browser: webdriver.Chrome
+) -> None:
+    with serve(home_copy) as base:
+        browser.get(f"{base}/")
+        banner = browser.find_element(By.ID, "model").text
+        assert "Serving version" in banner and "macro-F1" in banner
+        statuses = browser.find_element(By.ID, "statuses").text
+        assert "predicted" in statuses
+        assert browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]")
+        links = browser.find_element(By.ID, "links").text
+        assert "Review documents" in links and "Dagster UI" in links
+        # The page's own styles apply: not the browser's default serif.
+        family = browser.find_element(By.TAG_NAME, "body").value_of_css_property("font-family")
+        assert "system-ui" in family or "sans-serif" in family

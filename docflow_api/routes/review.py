@@ -21,11 +21,16 @@ from docflow_api.document_calls import ingest_upload, predict_stored
 from docflow_api.schemas import UploadForm
 from docflow_api.security import KEY_COOKIE, api_keys, valid_key
 from docflow_assets.document_service import (
+    MIN_MEAN_CONFIDENCE,
     DocumentService,
     InvalidRequest,
     LeftToPipeline,
+    NotReadYet,
     OcrBusy,
+    OriginalMissing,
 )
+from docflow_assets.exports.geometry import PageWords
+from docflow_assets.exports.searchable_pdf import PagesDoNotMatch
 from docflow_assets.settings import LABEL_MAX_LENGTH, DocflowSettings
 from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from docflow_assets.store.repository import ReviewFilter
@@ -52,6 +57,19 @@ Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
 
 def _to_document(document_id: int, message: str) -> Redirect:
     return Redirect(f"/review/{document_id}?{urlencode({'message': message})}", status_code=303)
+
+
+def _words_on_pages(
+    service: DocumentService, document_id: int, original_deleted_at: object
+) -> list[PageWords]:
+    """The boxes to draw over the page images: none before OCR, or once the original is gone
+    (there is no image to draw them on)."""
+    if original_deleted_at is not None:
+        return []
+    try:
+        return service.words_on_pages(document_id)
+    except (NotReadYet, OriginalMissing, PagesDoNotMatch):
+        return []
 
 
 class ReviewController(Controller):
@@ -131,6 +149,8 @@ class ReviewController(Controller):
             "shown": range(first, min(first + PAGES_SHOWN, document.pages + 1)),
             "pages_shown": PAGES_SHOWN,
             "history": service.history(document_id),
+            "words": _words_on_pages(service, document_id, document.original_deleted_at),
+            "low_confidence": MIN_MEAN_CONFIDENCE,
             "classes": service.predicted_classes(),
             "message": message,
             "model": context.model_holder.state(),

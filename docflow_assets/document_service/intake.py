@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from docflow_assets.document_service.stores import ServiceStores, ocr_options
+from docflow_assets.exports.formats import Export, ExportFormat, export_reading
 from docflow_assets.ingest import (
     FolderReport,
     IngestResult,
@@ -18,6 +19,7 @@ from docflow_assets.ingest import (
     inspect_content,
 )
 from docflow_assets.ocr.engines import check_languages
+from docflow_assets.ocr.pages import page_sizes
 from docflow_assets.ocr.pipeline import DocumentText, OcrRequest, iter_ocr_documents
 
 
@@ -28,6 +30,7 @@ class FileReading:
     path: Path
     document: DocumentText | None
     error: str | None = None
+    content_type: str | None = None
 
 
 class Intake(ServiceStores):
@@ -65,6 +68,7 @@ class Intake(ServiceStores):
         check_languages(options.language)
         ordered = list(paths)
         unreadable: dict[int, str] = {}
+        content_types: dict[int, str] = {}
 
         def requests() -> Iterator[OcrRequest]:
             for index, path in enumerate(ordered):
@@ -74,6 +78,7 @@ class Intake(ServiceStores):
                 except (OSError, RejectedDocument) as error:
                     unreadable[index] = str(getattr(error, "message", error))
                     continue
+                content_types[index] = content_type
                 yield OcrRequest(index, data, content_type)
 
         next_index = 0
@@ -81,7 +86,20 @@ class Intake(ServiceStores):
             while next_index < document.document_id:
                 yield FileReading(ordered[next_index], None, unreadable[next_index])
                 next_index += 1
-            yield FileReading(ordered[document.document_id], document, document.error)
+            index = document.document_id
+            yield FileReading(ordered[index], document, document.error, content_types.pop(index))
             next_index = document.document_id + 1
         for index in range(next_index, len(ordered)):
             yield FileReading(ordered[index], None, unreadable[index])
+
+    def export_file(self, reading: FileReading, kind: ExportFormat) -> Export:
+        """A file ``ocr_files`` read, as a searchable PDF, hOCR or ALTO over the file itself."""
+        if reading.document is None or reading.content_type is None:
+            raise ValueError(f"{reading.path} was not read: {reading.error}")
+        original = reading.path.read_bytes()
+        sizes = page_sizes(
+            original, reading.content_type, self.settings.render_dpi, self.settings.max_image_pixels
+        )
+        return export_reading(
+            kind, original, reading.content_type, reading.document.pages, sizes, reading.path.name
+        )

@@ -23,7 +23,8 @@ from docflow_assets.document_service.reports import (
     PipelineState,
 )
 from docflow_assets.document_service.stores import ServiceStores, existing_document
-from docflow_assets.exports.formats import Export, ExportFormat, export_reading
+from docflow_assets.exports.formats import Export, ExportFormat, export_reading, page_words
+from docflow_assets.exports.geometry import PageWords
 from docflow_assets.ingest import RejectedDocument, normalise_label
 from docflow_assets.ml.feature_store import drop_document_features
 from docflow_assets.ocr.pages import page_image, page_sizes
@@ -327,19 +328,29 @@ class Records(ServiceStores):
     def export(self, document_id: int, kind: ExportFormat) -> Export:
         """The document's stored reading over its original, as a searchable PDF, hOCR or ALTO
         (``NotReadYet`` before OCR has run)."""
+        document, pages, original = self._reading_and_original(document_id)
+        sizes = self._page_sizes(original, document.content_type)
+        return export_reading(
+            kind, original, document.content_type, pages, sizes, document.filename
+        )
+
+    def words_on_pages(self, document_id: int) -> list[PageWords]:
+        """Each page's stored words with their boxes on the original page (what the review
+        page draws over the page image); ``NotReadYet`` before OCR has run."""
+        document, pages, original = self._reading_and_original(document_id)
+        return page_words(pages, self._page_sizes(original, document.content_type))
+
+    def _reading_and_original(self, document_id: int) -> tuple[Document, list[PageText], bytes]:
         document, rows = self.document_with_pages(document_id)
         pages = _one_reading(rows, self.settings.ocr_mode)
         if not pages:
             raise NotReadYet(document_id, document.status)
         _, original = self.original(document_id)
-        sizes = page_sizes(
-            original,
-            document.content_type,
-            self.settings.render_dpi,
-            self.settings.max_image_pixels,
-        )
-        return export_reading(
-            kind, original, document.content_type, pages, sizes, document.filename
+        return document, pages, original
+
+    def _page_sizes(self, original: bytes, content_type: str) -> list[tuple[int, int]]:
+        return page_sizes(
+            original, content_type, self.settings.render_dpi, self.settings.max_image_pixels
         )
 
 
