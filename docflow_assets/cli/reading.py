@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
 import click
+from click.decorators import FC
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -14,6 +16,17 @@ from rich.table import Table
 from docflow_assets.cli.app import console, main, settings_of_existing_home
 from docflow_assets.ocr.pipeline import OCR_MODES, DocumentText
 from docflow_assets.settings import DocflowSettings
+
+
+def out_dir_option(help_text: str) -> Callable[[FC], FC]:
+    """``--out-dir``: the folder a command writes its files to (made when missing)."""
+    return click.option(
+        "--out-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help=help_text,
+    )
 
 
 @main.command("demo-data")
@@ -46,12 +59,8 @@ def demo_data(out_dir: Path, per_class: int, seed: int) -> None:
     "mean_confidence, engine, seconds); pdf: a searchable PDF of each file; hocr, alto: its "
     "words with boxes and confidences. pdf, hocr and alto are written to --out-dir.",
 )
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Where --format pdf, hocr and alto write FILE's stem with .pdf, .hocr or .alto.xml.",
+@out_dir_option(
+    "Where --format pdf, hocr and alto write FILE's stem with .pdf, .hocr or .alto.xml."
 )
 @click.option(
     "--workers",
@@ -138,13 +147,7 @@ def _reading_record(path: Path, document: DocumentText, mode: str) -> dict[str, 
 
 @main.command("export-pdf")
 @click.argument("document_ids", nargs=-1, required=True, type=click.IntRange(1))
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder the PDFs are written to, each named after its document's file.",
-)
+@out_dir_option("Folder the PDFs are written to, each named after its document's file.")
 def export_pdf(document_ids: tuple[int, ...], out_dir: Path) -> None:
     """Write searchable PDFs of stored documents: the original pages with their stored words
     as an invisible text layer. Exit code 1 when any document could not be exported."""

@@ -56,6 +56,7 @@ from docflow_assets.store.repository import (
     processed_count,
     record_model_metrics,
     review_page,
+    search_snippets,
     search_text,
     set_label,
     settled_count,
@@ -161,16 +162,16 @@ class Records(ServiceStores):
         PostgreSQL text search)."""
         with session_scope(self.database) as session:
             matches = search_text(session, query)
-            snippets = dict(matches)
             documents = {
                 document.id: document
-                for document in documents_by_id(session, list(snippets))
+                for document in documents_by_id(session, matches)
                 if not status or document.status == status
             }
-            ranked = [document_id for document_id, _ in matches if document_id in documents]
+            ranked = [document_id for document_id in matches if document_id in documents]
             shown = ranked[(page - 1) * page_size : page * page_size]
             latest = latest_predictions(session, shown)
-            return len(ranked), [(documents[i], latest.get(i), snippets[i]) for i in shown]
+            snippets = search_snippets(session, query, shown)
+            return len(ranked), [(documents[i], latest.get(i), snippets.get(i, "")) for i in shown]
 
     def predictions(
         self, where: PredictionFilter, page: int, page_size: int

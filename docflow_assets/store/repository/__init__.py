@@ -52,6 +52,7 @@ from docflow_assets.store.repository.text import (
     document_texts,
     pages_read_by_engine,
     replace_ocr_results,
+    search_snippets,
     search_text,
 )
 
@@ -95,6 +96,7 @@ __all__ = [
     "release_online_ocr",
     "replace_ocr_results",
     "review_page",
+    "search_snippets",
     "search_text",
     "set_label",
     "settled_count",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from docflow_assets.store.models import Document, DocumentStatus, Prediction
@@ -164,10 +164,31 @@ class ReviewFilter:
     order: Literal["oldest", "newest", "unsure"] = "newest"
 
 
+def _document_conditions(where: ReviewFilter) -> list[ColumnElement[bool]]:
+    conditions = []
+    if where.status:
+        conditions.append(Document.status == where.status)
+    if where.label:
+        conditions.append(Document.label == where.label)
+    if where.unlabelled:
+        conditions.append(Document.label.is_(None))
+    return conditions
+
+
 def review_page(
     session: Session, where: ReviewFilter, offset: int, limit: int
 ) -> tuple[int, list[tuple[Document, Prediction | None]]]:
-    """Documents with their latest prediction, filtered and ordered for review."""
+    """Documents with their latest prediction, filtered and ordered for review. Listed by id
+    without a predicted-class filter, the page is read from the documents table alone and only
+    its documents' predictions are looked up: the count and the page then stay index scans of
+    one table however many predictions the home holds."""
+    if where.order != "unsure" and not where.predicted_class:
+        documents = select(Document).where(*_document_conditions(where))
+        counted = session.scalar(select(func.count()).select_from(documents.subquery())) or 0
+        by_id = Document.id if where.order == "oldest" else Document.id.desc()
+        page = list(session.scalars(documents.order_by(by_id).offset(offset).limit(limit)))
+        latest = latest_predictions(session, [document.id for document in page])
+        return int(counted), [(document, latest.get(document.id)) for document in page]
     newest = (
         select(Prediction.document_id, func.max(Prediction.id).label("prediction_id"))
         .group_by(Prediction.document_id)
@@ -178,12 +199,7 @@ def review_page(
         .outerjoin(newest, newest.c.document_id == Document.id)
         .outerjoin(Prediction, Prediction.id == newest.c.prediction_id)
     )
-    if where.status:
-        query = query.where(Document.status == where.status)
-    if where.label:
-        query = query.where(Document.label == where.label)
-    if where.unlabelled:
-        query = query.where(Document.label.is_(None))
+    query = query.where(*_document_conditions(where))
     if where.predicted_class:
         query = query.where(Prediction.predicted_class == where.predicted_class)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

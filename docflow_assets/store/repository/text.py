@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,8 @@ from docflow_assets.store.models import Document, DocumentStatus, OcrResult
 
 def replace_ocr_results(session: Session, document: Document, pages: Sequence[PageText]) -> None:
     """Idempotent per document: a re-run replaces the rows of the engines it ran."""
+    # Re-indexed whole below: every engine's rows of the document come out of the index now.
+    drop_from_text_index(session, document.id)
     engines = {page.engine for page in pages}
     session.execute(
         delete(OcrResult).where(OcrResult.document_id == document.id, OcrResult.engine.in_(engines))
@@ -78,39 +80,82 @@ def _is_sqlite(session: Session) -> bool:
 
 
 def drop_from_text_index(session: Session, document_id: int) -> None:
+    """Takes the document's OCR rows out of SQLite's FTS5 table, by rowid (the OCR rows' ids):
+    call it while those rows still exist. A delete on its document_id column would scan the
+    whole index."""
     if _is_sqlite(session):
-        session.execute(sql("DELETE FROM ocr_search WHERE document_id = :id"), {"id": document_id})
+        session.execute(
+            sql(
+                "DELETE FROM ocr_search WHERE rowid IN "
+                "(SELECT id FROM ocr_results WHERE document_id = :id)"
+            ),
+            {"id": document_id},
+        )
 
 
 def _index_text(session: Session, document_id: int) -> None:
-    """SQLite's FTS5 table follows the document's OCR rows (PostgreSQL indexes them itself)."""
+    """SQLite's FTS5 table follows the document's OCR rows, each under its row's id (PostgreSQL
+    indexes them itself)."""
     if not _is_sqlite(session):
         return
-    drop_from_text_index(session, document_id)
     session.execute(
         sql(
-            "INSERT INTO ocr_search (text, document_id) "
-            "SELECT text, document_id FROM ocr_results WHERE document_id = :id"
+            "INSERT INTO ocr_search (rowid, text, document_id) "
+            "SELECT id, text, document_id FROM ocr_results WHERE document_id = :id"
         ),
         {"id": document_id},
     )
 
 
-def search_text(session: Session, query: str) -> list[tuple[int, str]]:
-    """Documents whose OCR text holds every word of ``query``, best match first, each with a
-    snippet around the words (marked ``[...]``)."""
-    words = [word for word in re.findall(r"\w+", query) if word]
+def _search_words(query: str) -> list[str]:
+    return [word for word in re.findall(r"\w+", query) if word]
+
+
+def _fts_match(words: list[str]) -> str:
+    # Each word quoted: FTS5 would read AND, OR, NEAR, * and quotes as its own syntax.
+    return " ".join('"' + word + '"' for word in words)
+
+
+def search_text(session: Session, query: str) -> list[int]:
+    """Documents whose OCR text holds every word of ``query``, best match first."""
+    words = _search_words(query)
     if not words:
         return []
     if _is_sqlite(session):
-        # Each word quoted: FTS5 would read AND, OR, NEAR, * and quotes as its own syntax.
-        match = " ".join('"' + word + '"' for word in words)
+        rows = session.execute(
+            sql(
+                "SELECT document_id FROM ocr_search WHERE ocr_search MATCH :match "
+                "ORDER BY rank LIMIT :limit"
+            ),
+            {"match": _fts_match(words), "limit": MAX_SEARCH_MATCHES},
+        )
+    else:
+        rows = session.execute(
+            sql(
+                "SELECT document_id FROM ocr_results, plainto_tsquery('simple', :words) AS query "
+                "WHERE to_tsvector('simple', text) @@ query "
+                "ORDER BY ts_rank(to_tsvector('simple', text), query) DESC LIMIT :limit"
+            ),
+            {"words": " ".join(words), "limit": MAX_SEARCH_MATCHES},
+        )
+    # A document matches once, at its best page.
+    return list(dict.fromkeys(int(document_id) for (document_id,) in rows))
+
+
+def search_snippets(session: Session, query: str, document_ids: Sequence[int]) -> dict[int, str]:
+    """A snippet around ``query``'s words (marked ``[...]``) in each document's best page: asked
+    for the page of results shown only, as cutting snippets costs more than ranking."""
+    words = _search_words(query)
+    if not words or not document_ids:
+        return {}
+    if _is_sqlite(session):
         rows = session.execute(
             sql(
                 "SELECT document_id, snippet(ocr_search, 0, '[', ']', '...', 12) "
-                "FROM ocr_search WHERE ocr_search MATCH :match ORDER BY rank LIMIT :limit"
-            ),
-            {"match": match, "limit": MAX_SEARCH_MATCHES},
+                "FROM ocr_search WHERE ocr_search MATCH :match "
+                "AND document_id IN :ids ORDER BY rank"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"match": _fts_match(words), "ids": list(document_ids)},
         )
     else:
         rows = session.execute(
@@ -118,12 +163,12 @@ def search_text(session: Session, query: str) -> list[tuple[int, str]]:
                 "SELECT document_id, ts_headline('simple', text, query, "
                 "'StartSel=[, StopSel=], MaxWords=14, MinWords=6') "
                 "FROM ocr_results, plainto_tsquery('simple', :words) AS query "
-                "WHERE to_tsvector('simple', text) @@ query "
-                "ORDER BY ts_rank(to_tsvector('simple', text), query) DESC LIMIT :limit"
-            ),
-            {"words": " ".join(words), "limit": MAX_SEARCH_MATCHES},
+                "WHERE to_tsvector('simple', text) @@ query AND document_id IN :ids "
+                "ORDER BY ts_rank(to_tsvector('simple', text), query) DESC"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"words": " ".join(words), "ids": list(document_ids)},
         )
     best: dict[int, str] = {}
     for document_id, snippet in rows:
         best.setdefault(int(document_id), str(snippet))
-    return list(best.items())
+    return best
