@@ -5,22 +5,23 @@ each read document; labels on a tenth; a few failures), then each call the API, 
 the sensors, training and exports make, timed through the service (p50 and p99 of repeated
 calls, milliseconds), and how each figure grows with the home.
 
-    .venv/bin/python benchmarks/store_scale.py [--sizes 1000 10000] [--database-url URL]
+    .venv/bin/python benchmarks/store_scale.py [--sizes 1000 10000] [--postgres URL]
 
-Without --database-url each size gets a fresh embedded home (SQLite); with a PostgreSQL URL
-the database is emptied first (use a throw-away one).
+Each size gets a fresh home: the embedded default (SQLite), or with --postgres a throw-away
+database on that server (its objects still in the home's folder).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import os
 import random
 import statistics
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from docflow_assets.document_service import DocumentService
 from docflow_assets.page_text import PageText, Word, text_from_words
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import ensure_schema, session_scope
-from docflow_assets.store.models import Base, Document, DocumentStatus, Prediction
+from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from docflow_assets.store.repository import PredictionFilter, ReviewFilter, replace_ocr_results
 
 console = Console()
@@ -178,16 +179,17 @@ def measure(settings: DocflowSettings, ids: list[int]) -> dict[str, Timing]:
         ),
         "training snapshot": timed(lambda: service.take_snapshot("bench"), repeats=1),
     }
-    tracemalloc.start()
-    started = time.perf_counter()
-    table = service.predictions_table(PredictionFilter())
-    table.to_csv(io.StringIO(), index=False)
-    export_seconds = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    results[f"/predictions/export CSV (peak {peak / 1e6:.0f} MB)"] = Timing(
-        1000 * export_seconds, 1000 * export_seconds
-    )
+    for kind in ("csv", "parquet"):
+        tracemalloc.start()
+        started = time.perf_counter()
+        with tempfile.TemporaryFile() as sink:
+            service.export_predictions(PredictionFilter(), kind, sink)
+        export_seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        results[f"/predictions/export {kind} (peak {peak / 1e6:.0f} MB)"] = Timing(
+            1000 * export_seconds, 1000 * export_seconds
+        )
     doomed = ids[: min(1000, len(ids) // 10)]
     started = time.perf_counter()
     for document_id in doomed:
@@ -197,27 +199,51 @@ def measure(settings: DocflowSettings, ids: list[int]) -> dict[str, Timing]:
     return results
 
 
-def run_size(documents: int, database_url: str | None) -> dict[str, Timing]:
-    with tempfile.TemporaryDirectory(prefix="docflow-scale-") as scratch:
+def run_size(documents: int, postgres: str | None) -> dict[str, Timing]:
+    with (
+        tempfile.TemporaryDirectory(prefix="docflow-scale-") as scratch,
+        _database(postgres, documents) as database_url,
+    ):
         settings = DocflowSettings(home=Path(scratch) / "home", database_url=database_url)
-        if database_url:
-            from sqlalchemy import create_engine
-
-            engine = create_engine(database_url)
-            Base.metadata.drop_all(engine)
-            engine.dispose()
         started = time.perf_counter()
         ids = fill(settings, documents)
         console.print(f"{documents} documents filled in {time.perf_counter() - started:.0f} s")
         return measure(settings, ids)
 
 
+@contextmanager
+def _database(postgres: str | None, documents: int) -> Iterator[str | None]:
+    """A throw-away database of its own on the PostgreSQL server ``postgres``, dropped after;
+    None (the embedded default in the home) without one."""
+    if postgres is None:
+        yield None
+        return
+    import psycopg2
+
+    name = f"docflow_scale_{documents}_{os.getpid()}"
+    admin = psycopg2.connect(f"{postgres}/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{postgres}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="A PostgreSQL server (postgresql://user@host:port): each size in a database of "
+        "its own there, dropped after. Default: the embedded SQLite.",
+    )
     args = parser.parse_args()
-    results = {size: run_size(size, args.database_url) for size in args.sizes}
+    results = {size: run_size(size, args.postgres) for size in args.sizes}
     table = Table(title="p50 / p99 ms at each home size")
     table.add_column("call")
     for size in args.sizes:

@@ -492,7 +492,7 @@ def test_online_ocr_waits_for_the_lease_another_server_holds(trained_home: Train
 
 
 def test_predictions_are_listed_filtered_and_exported_as_csv_and_parquet(
-    client: TestClient, trained_home: TrainedHome, tmp_path: Path
+    client: TestClient, trained_home: TrainedHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import io
 
@@ -522,6 +522,11 @@ def test_predictions_are_listed_filtered_and_exported_as_csv_and_parquet(
     assert list(typed.columns) == list(table.columns)
     assert typed["prediction_id"].tolist() == table["prediction_id"].tolist()
     assert typed["confidence"].tolist() == pytest.approx(table["confidence"].tolist())
+    # Written a few rows at a time, the files hold the same: one header, every row, in order.
+    monkeypatch.setattr("docflow_assets.document_service.records.EXPORT_BATCH_ROWS", 3)
+    assert client.get("/predictions/export", params={"source": "batch"}).text == as_csv.text
+    in_batches = client.get("/predictions/export", params={"format": "parquet", "source": "batch"})
+    pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(in_batches.content)), typed)
 
     out = tmp_path / "predictions.parquet"
     env = {"DOCFLOW_HOME": str(trained_home.settings.resolved_home)}

@@ -40,7 +40,7 @@ def test_sqlite_finds_the_newest_predictions_and_a_documents_text_by_index(
         assert "ocr_search VIRTUAL TABLE INDEX 0:=" in plan, plan
 
 
-def test_postgresql_finds_the_newest_predictions_by_index() -> None:
+def test_postgresql_finds_the_newest_predictions_and_text_matches_by_index() -> None:
     with postgres_database("scale-indexes") as url:
         ensure_schema(url)
         driver = url.replace("postgresql://", "postgresql+psycopg2://")
@@ -50,4 +50,16 @@ def test_postgresql_finds_the_newest_predictions_by_index() -> None:
             plan = " ".join(
                 str(row[0]) for row in connection.execute(text("EXPLAIN " + NEWEST_PREDICTIONS))
             )
+            search = " ".join(
+                str(row[0])
+                for row in connection.execute(
+                    text(
+                        "EXPLAIN SELECT document_id FROM ocr_results, "
+                        "plainto_tsquery('simple', 'total') AS query WHERE text_search @@ query "
+                        "ORDER BY ts_rank(text_search, query) DESC LIMIT 50"
+                    )
+                )
+            )
         assert "ix_predictions_document_newest" in plan, plan
+        # Matches come from the stored vectors' GIN index, ranked from the same column.
+        assert "ix_ocr_results_text_search_stored" in search, search

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import io
-from typing import Annotated, Literal
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Annotated, Any, Literal
 
-from litestar import Controller, Response, get
+from litestar import Controller, get
 from litestar.params import Parameter
+from litestar.response import Stream
+from litestar.response.base import ASGIResponse
 
 from docflow_api.dependencies import PAGE_SIZE, PageSize, as_utc
 from docflow_api.schemas import PredictionPage, PredictionRecord
@@ -15,6 +18,25 @@ from docflow_assets.settings import LABEL_MAX_LENGTH
 from docflow_assets.store.repository import PredictionFilter
 
 EXPORT_MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+SPOOL_IN_MEMORY_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 256 * 1024
+
+
+class FileStream(Stream):
+    """A stream that answers with its own media type. Litestar lets the handler's media type
+    win, and the handler's is "*/*", which documents an answer that is a file of any type."""
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
+        kwargs["media_type"] = self.media_type
+        return super().to_asgi_response(*args, **kwargs)
+
+
+def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
+    try:
+        while chunk := spool.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        spool.close()
 
 
 ClassFilter = Annotated[
@@ -76,18 +98,21 @@ class PredictionRecordsController(Controller):
         source: SourceFilter = None,
         model_version: VersionFilter = None,
         max_confidence: ConfidenceFilter = None,
-    ) -> Response[bytes]:
-        """Every matching prediction as one file, oldest first, a row each."""
-        table = service.predictions_table(
-            PredictionFilter(predicted_class, source, model_version, max_confidence)
-        )
-        buffer = io.BytesIO()
-        if export_format == "csv":
-            table.to_csv(buffer, index=False)
-        else:
-            table.to_parquet(buffer, index=False)
-        return Response(
-            buffer.getvalue(),
+    ) -> FileStream:
+        """Every matching prediction as one file, oldest first, a row each. Written a batch of
+        rows at a time to a file that stays in memory only while small, then streamed: the
+        server's memory does not grow with the export."""
+        where = PredictionFilter(predicted_class, source, model_version, max_confidence)
+        # Closed by _chunks once the response has streamed it.
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+        try:
+            service.export_predictions(where, export_format, spool)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return FileStream(
+            _chunks(spool),
             media_type=EXPORT_MEDIA_TYPES[export_format],
             headers={"Content-Disposition": f'attachment; filename="predictions.{export_format}"'},
         )

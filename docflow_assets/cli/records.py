@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import click
 from rich.table import Table
@@ -182,6 +183,7 @@ def export(
 
     One row each, with document, label and model: the rows of GET /predictions/export."""
     from docflow_assets.document_service import DocumentService
+    from docflow_assets.exports.tables import TableFormat
     from docflow_assets.store.repository import PredictionFilter
 
     settings = settings_of_existing_home()
@@ -189,12 +191,10 @@ def export(
     if chosen not in {"csv", "parquet"}:
         raise click.UsageError(f"cannot tell the format from {out_file.name}: pass --format")
     where = PredictionFilter(predicted_class, source, model_version, max_confidence)
-    table = DocumentService.from_settings(settings).predictions_table(where)
-    if chosen == "csv":
-        table.to_csv(out_file, index=False)
-    else:
-        table.to_parquet(out_file, index=False)
-    console.print(f"{len(table)} predictions written to {out_file}")
+    service = DocumentService.from_settings(settings)
+    with out_file.open("wb") as sink:
+        rows = service.export_predictions(where, cast(TableFormat, chosen), sink)
+    console.print(f"{rows} predictions written to {out_file}")
 
 
 @main.command()

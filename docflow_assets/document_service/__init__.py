@@ -17,7 +17,7 @@ from docflow_assets.document_service.errors import (
     OriginalMissing,
 )
 from docflow_assets.document_service.online import NO_LIMITS, OnlineReading
-from docflow_assets.document_service.records import EXPORT_COLUMNS, PREVIEW_SIDE
+from docflow_assets.document_service.records import PREVIEW_SIDE
 from docflow_assets.document_service.reports import (
     MIN_MEAN_CONFIDENCE,
     DeletionReport,
@@ -35,7 +35,6 @@ from docflow_assets.document_service.stores import ocr_options
 
 __all__ = [
     "DRIFT_WINDOW",
-    "EXPORT_COLUMNS",
     "MIN_MEAN_CONFIDENCE",
     "NO_LIMITS",
     "PREVIEW_SIDE",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import IO
 
 import pandas as pd
 import pypdfium2 as pdfium
@@ -25,6 +26,7 @@ from docflow_assets.document_service.reports import (
 from docflow_assets.document_service.stores import ServiceStores, existing_document
 from docflow_assets.exports.formats import Export, ExportFormat, export_reading, page_words
 from docflow_assets.exports.geometry import PageWords
+from docflow_assets.exports.tables import EXPORT_COLUMNS, TableFormat, write_table
 from docflow_assets.ingest import RejectedDocument, normalise_label
 from docflow_assets.ml.feature_store import drop_document_features
 from docflow_assets.ocr.pages import page_image, page_sizes
@@ -36,7 +38,6 @@ from docflow_assets.store.repository import (
     GATE_SPLIT,
     PredictionFilter,
     ReviewFilter,
-    all_predictions,
     delete_document,
     document_pages,
     documents_by_id,
@@ -53,6 +54,7 @@ from docflow_assets.store.repository import (
     pages_read_by_engine,
     prediction_classes,
     prediction_history,
+    predictions_in_batches,
     processed_count,
     record_model_metrics,
     review_page,
@@ -66,20 +68,8 @@ from docflow_assets.store.repository import (
 # Pages shown to a reviewer: enough to read, small enough to send.
 PREVIEW_SIDE = 1400
 PREVIEW_DPI = 100
-EXPORT_COLUMNS = [
-    "prediction_id",
-    "document_id",
-    "filename",
-    "upload_date",
-    "status",
-    "label",
-    "predicted_class",
-    "confidence",
-    "model_name",
-    "model_version",
-    "source",
-    "predicted_at",
-]
+# Rows an export holds in memory at once.
+EXPORT_BATCH_ROWS = 5000
 
 
 class Records(ServiceStores):
@@ -180,30 +170,18 @@ class Records(ServiceStores):
         with session_scope(self.database) as session:
             return page_of_predictions(session, where, (page - 1) * page_size, page_size)
 
-    def predictions_table(self, where: PredictionFilter) -> pd.DataFrame:
-        """Every matching prediction, oldest first, one row each: what an export holds."""
+    def export_predictions(
+        self, where: PredictionFilter, kind: TableFormat, sink: IO[bytes]
+    ) -> int:
+        """Every matching prediction, oldest first, a row each with its document, label and
+        model, written to ``sink`` as CSV or Parquet ``EXPORT_BATCH_ROWS`` rows at a time (what
+        an export holds, in memory flat with its size). Returns the rows written."""
         with session_scope(self.database) as session:
-            rows = all_predictions(session, where)
-        return pd.DataFrame(
-            [
-                {
-                    "prediction_id": prediction.id,
-                    "document_id": document.id,
-                    "filename": document.filename,
-                    "upload_date": document.upload_date.isoformat(),
-                    "status": document.status,
-                    "label": document.label,
-                    "predicted_class": prediction.predicted_class,
-                    "confidence": prediction.confidence,
-                    "model_name": prediction.model_name,
-                    "model_version": prediction.model_version,
-                    "source": prediction.source,
-                    "predicted_at": prediction.created_at.isoformat(),
-                }
-                for prediction, document in rows
-            ],
-            columns=EXPORT_COLUMNS,
-        )
+            batches = (
+                _prediction_rows(batch)
+                for batch in predictions_in_batches(session, where, EXPORT_BATCH_ROWS)
+            )
+            return write_table(batches, kind, sink)
 
     def review(
         self, where: ReviewFilter, page: int, page_size: int
@@ -379,3 +357,26 @@ def _one_reading(rows: Sequence[OcrResult], preferred_engine: str) -> list[PageT
         )
         for row in sorted(by_engine[engine], key=lambda row: row.page)
     ]
+
+
+def _prediction_rows(batch: Sequence[tuple[Prediction, Document]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "prediction_id": prediction.id,
+                "document_id": document.id,
+                "filename": document.filename,
+                "upload_date": document.upload_date.isoformat(),
+                "status": document.status,
+                "label": document.label,
+                "predicted_class": prediction.predicted_class,
+                "confidence": prediction.confidence,
+                "model_name": prediction.model_name,
+                "model_version": prediction.model_version,
+                "source": prediction.source,
+                "predicted_at": prediction.created_at.isoformat(),
+            }
+            for prediction, document in batch
+        ],
+        columns=EXPORT_COLUMNS,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -146,9 +146,15 @@ def page_of_predictions(
     return int(total), [(prediction, document) for prediction, document in rows]
 
 
-def all_predictions(session: Session, where: PredictionFilter) -> list[tuple[Prediction, Document]]:
-    rows = session.execute(_filtered_predictions(where).order_by(Prediction.id))
-    return [(prediction, document) for prediction, document in rows]
+def predictions_in_batches(
+    session: Session, where: PredictionFilter, batch_rows: int
+) -> Iterator[list[tuple[Prediction, Document]]]:
+    """Every matching prediction with its document, oldest first, ``batch_rows`` at a time,
+    fetched as they are needed (a server-side cursor on PostgreSQL)."""
+    query = _filtered_predictions(where).order_by(Prediction.id)
+    rows = session.execute(query.execution_options(yield_per=batch_rows))
+    for batch in rows.partitions():
+        yield [(prediction, document) for prediction, document in batch]
 
 
 @dataclass(frozen=True)

@@ -133,8 +133,8 @@ def search_text(session: Session, query: str) -> list[int]:
         rows = session.execute(
             sql(
                 "SELECT document_id FROM ocr_results, plainto_tsquery('simple', :words) AS query "
-                "WHERE to_tsvector('simple', text) @@ query "
-                "ORDER BY ts_rank(to_tsvector('simple', text), query) DESC LIMIT :limit"
+                "WHERE text_search @@ query ORDER BY ts_rank(text_search, query) DESC "
+                "LIMIT :limit"
             ),
             {"words": " ".join(words), "limit": MAX_SEARCH_MATCHES},
         )
@@ -163,8 +163,8 @@ def search_snippets(session: Session, query: str, document_ids: Sequence[int]) -
                 "SELECT document_id, ts_headline('simple', text, query, "
                 "'StartSel=[, StopSel=], MaxWords=14, MinWords=6') "
                 "FROM ocr_results, plainto_tsquery('simple', :words) AS query "
-                "WHERE to_tsvector('simple', text) @@ query AND document_id IN :ids "
-                "ORDER BY ts_rank(to_tsvector('simple', text), query) DESC"
+                "WHERE text_search @@ query AND document_id IN :ids "
+                "ORDER BY ts_rank(text_search, query) DESC"
             ).bindparams(bindparam("ids", expanding=True)),
             {"words": " ".join(words), "ids": list(document_ids)},
         )
