@@ -1,0 +1,83 @@
+"""The service's front door, without Dagster or the API: what the sensors, the demo and the
+training asset ask of it, answered from a real embedded home."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from docflow_assets.document_service import (
+    DocumentNotFound,
+    DocumentService,
+    InvalidRequest,
+    NotReadYet,
+)
+from docflow_assets.settings import DocflowSettings
+from tests.helpers import page_png
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> DocumentService:
+    return DocumentService.from_settings(DocflowSettings(home=tmp_path / "home"))
+
+
+def _upload(service: DocumentService, text: str) -> int:
+    return service.ingest(io.BytesIO(page_png(text)), f"{text}.png").document.id
+
+
+def test_uploads_after_the_cursor_are_new_and_those_behind_it_stalled(
+    service: DocumentService,
+) -> None:
+    first, second, third = (_upload(service, f"upload {n}") for n in range(3))
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    waiting = service.uploads_waiting(first, stalled_before=later, limit=10)
+    assert [d.id for d in waiting.new] == [second, third]
+    assert [d.id for d in waiting.stalled] == [first]
+    assert waiting.new[0].upload_date == datetime.now(UTC).date()
+    # Uploaded just now: not stalled yet however far behind the cursor.
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+    assert service.uploads_waiting(third, stalled_before=earlier, limit=10).stalled == []
+    assert service.uploads_waiting(0, stalled_before=later, limit=1).new[0].id == first
+
+
+def test_a_failed_run_fails_only_what_it_left_unfinished(service: DocumentService) -> None:
+    ids = [_upload(service, f"in a run {n}") for n in range(3)]
+    assert service.processed_count(ids) == 0 and service.settled_count(ids) == 0
+    assert service.fail_unfinished(ids, "processing run r1 failed: boom") == 3
+    assert service.fail_unfinished(ids, "processing run r2 failed: again") == 0
+    assert service.settled_count(ids) == service.processed_count(ids) == 3
+    outcome = service.outcome(ids)
+    assert outcome.statuses == {"failed": 3} and outcome.with_predictions == 0
+    assert service.document(ids[0]).status_reason == "processing run r1 failed: boom"
+    assert service.pipeline_state().failures_by_kind == {"run_failed": 3}
+
+
+def test_labels_wait_for_ocr_before_they_can_be_learned(service: DocumentService) -> None:
+    document_id = _upload(service, "a memo to be labelled")
+    service.label(document_id, " Memo ", "review")
+    assert service.document(document_id).label == "memo"
+    now = service.labels_now()
+    assert now.labels.empty and now.labelled_documents_still_in_ocr == 1
+    taken = service.take_snapshot("20261203-000000-0")
+    assert taken.snapshot.rows == 0 and taken.labelled_documents_still_in_ocr == 1
+    assert service.snapshot("20261203-000000-0") is not None
+    assert service.snapshot("never-taken") is None
+    assert service.snapshot_labels() is not None
+
+
+def test_bad_requests_are_named_and_change_nothing(service: DocumentService) -> None:
+    document_id = _upload(service, "nothing changes")
+    for bad in ("", "   ", "not a label!", "x" * 65):
+        with pytest.raises(InvalidRequest):
+            service.label(document_id, bad, "api")
+    assert service.document(document_id).label is None
+    with pytest.raises(DocumentNotFound, match="document 999 does not exist"):
+        service.label(999, "memo", "api")
+    with pytest.raises(InvalidRequest, match="unknown status 'lost'"):
+        service.documents(1, 50, "lost")
+    with pytest.raises(NotReadYet, match=f"document {document_id} has not been read yet"):
+        service.export(document_id, "pdf")
+    assert service.first_upload_day() == datetime.now(UTC).date()
