@@ -19,9 +19,10 @@ from docflow_api.batch_scorer import BatchScorer
 from docflow_api.model_holder import ModelHolder, ServedModel
 from docflow_api.schemas import PredictionResponse, UploadResponse
 from docflow_assets.document_service import DocumentService
+from docflow_assets.document_service.records_of import DocumentRecord
 from docflow_assets.ml.classifier import ScoredText
 from docflow_assets.settings import DocflowSettings
-from docflow_assets.store.models import Document, as_utc
+from docflow_assets.store.models import as_utc
 
 # Ids are database integers: anything outside 1..2^31-1 is a client error, not a lookup.
 DocumentId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
@@ -85,7 +86,7 @@ def prediction_response(
     )
 
 
-def stored_fields(document: Document) -> dict[str, Any]:
+def stored_fields(document: DocumentRecord) -> dict[str, Any]:
     """The ``StoredDocument`` fields of a row, shared by every document response."""
     return {
         "id": document.id,
@@ -101,5 +102,5 @@ def stored_fields(document: Document) -> dict[str, Any]:
     }
 
 
-def upload_response(document: Document, duplicate: bool) -> UploadResponse:
+def upload_response(document: DocumentRecord, duplicate: bool) -> UploadResponse:
     return UploadResponse(**stored_fields(document), duplicate=duplicate)

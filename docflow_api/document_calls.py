@@ -15,14 +15,15 @@ from docflow_api.dependencies import ApiContext, prediction_response
 from docflow_api.model_holder import ServedModel
 from docflow_api.schemas import PredictionResponse, UploadAndPredictForm, UploadForm
 from docflow_assets.document_service import DocumentService, OnlineReading
-from docflow_assets.ingest import IngestResult, RejectedDocument
+from docflow_assets.document_service.intake import Ingested
+from docflow_assets.ingest import RejectedDocument
 
 REJECTION_STATUS = {"too_large": 413, "too_many_pixels": 413, "unsupported_type": 415}
 
 
 async def ingest_upload(
     service: DocumentService, form: UploadForm | UploadAndPredictForm, label_source: str = "api"
-) -> IngestResult:
+) -> Ingested:
     """Stores an uploaded file (the same ``ingest`` as the CLI's); a rejected file is an
     ``HTTPException`` naming why, with nothing stored."""
     try:

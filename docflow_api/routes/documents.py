@@ -37,16 +37,16 @@ from docflow_api.schemas import (
 )
 from docflow_api.security import content_disposition
 from docflow_assets.document_service import DocumentService
+from docflow_assets.document_service.records_of import DocumentRecord, PredictionRecord
 from docflow_assets.exports.formats import Export
 from docflow_assets.ocr.engines import check_languages
 from docflow_assets.settings import LABEL_MAX_LENGTH
-from docflow_assets.store.models import Document, Prediction
 
 Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
 
 
 def _listed(
-    document: Document, latest: Prediction | None, snippet: str | None = None
+    document: DocumentRecord, latest: PredictionRecord | None, snippet: str | None = None
 ) -> ListedDocument:
     return ListedDocument(
         **stored_fields(document),

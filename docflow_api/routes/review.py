@@ -29,10 +29,11 @@ from docflow_assets.document_service import (
     OcrBusy,
     OriginalMissing,
 )
+from docflow_assets.document_service.records_of import DocumentRecord, PredictionRecord
 from docflow_assets.exports.geometry import PageWords
 from docflow_assets.exports.searchable_pdf import PagesDoNotMatch
 from docflow_assets.settings import LABEL_MAX_LENGTH, DocflowSettings
-from docflow_assets.store.models import Document, DocumentStatus, Prediction
+from docflow_assets.store.models import DocumentStatus
 from docflow_assets.store.repository import ReviewFilter
 
 # Page images shown at once in a document's view (a 200-page PDF is shown ten pages at a time).
@@ -96,7 +97,7 @@ class ReviewController(Controller):
             predicted_class=predicted_class or None,
             order="unsure" if unsure_first else "newest",
         )
-        rows: list[tuple[Document, Prediction | None, str | None]]
+        rows: list[tuple[DocumentRecord, PredictionRecord | None, str | None]]
         if q:
             total, found = service.search(q, page, PAGE_SIZE, where.status)
             rows = list(found)

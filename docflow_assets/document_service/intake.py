@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
+from docflow_assets.document_service.records_of import DocumentRecord
 from docflow_assets.document_service.stores import ServiceStores, ocr_options
 from docflow_assets.exports.formats import Export, ExportFormat, export_reading
 from docflow_assets.ingest import (
     FolderReport,
-    IngestResult,
     RejectedDocument,
     ingest,
     ingest_folder,
@@ -33,6 +33,14 @@ class FileReading:
     content_type: str | None = None
 
 
+@dataclass(frozen=True)
+class Ingested:
+    document: DocumentRecord
+    duplicate: bool
+    # A new document's bytes, read to validate them: whoever reads it next needs no fetch.
+    original: bytes | None = None
+
+
 class Intake(ServiceStores):
     def ingest(
         self,
@@ -40,10 +48,11 @@ class Intake(ServiceStores):
         filename: str,
         label: str | None = None,
         label_source: str = "upload",
-    ) -> IngestResult:
+    ) -> Ingested:
         """Validate, store and register one file (``RejectedDocument`` names why not); a
         duplicate returns the document already stored."""
-        return ingest(source, filename, self.settings, self.store, label, label_source)
+        stored = ingest(source, filename, self.settings, self.store, label, label_source)
+        return Ingested(DocumentRecord.of(stored.document), stored.duplicate, stored.original)
 
     def ingest_folder(
         self, folder: Path, labels: dict[str, str] | None = None, show_progress: bool = False

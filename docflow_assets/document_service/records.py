@@ -17,6 +17,7 @@ from docflow_assets.document_service.errors import (
     OriginalExpired,
     OriginalMissing,
 )
+from docflow_assets.document_service.records_of import DocumentRecord, PageRecord, PredictionRecord
 from docflow_assets.document_service.reports import (
     DeletionReport,
     DocumentsOutcome,
@@ -32,7 +33,7 @@ from docflow_assets.ml.feature_store import drop_document_features
 from docflow_assets.ocr.pages import page_image, page_sizes
 from docflow_assets.page_text import PageText, Word
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
+from docflow_assets.store.models import Document, DocumentStatus, Prediction
 from docflow_assets.store.objects import ObjectNotFound
 from docflow_assets.store.repository import (
     GATE_SPLIT,
@@ -73,17 +74,17 @@ EXPORT_BATCH_ROWS = 5000
 
 
 class Records(ServiceStores):
-    def document(self, document_id: int) -> Document:
+    def document(self, document_id: int) -> DocumentRecord:
+        with session_scope(self.database) as session:
+            return DocumentRecord.of(existing_document(session, document_id))
+
+    def document_with_pages(self, document_id: int) -> tuple[DocumentRecord, list[PageRecord]]:
         with session_scope(self.database) as session:
             document = existing_document(session, document_id)
-            return document
+            pages = document_pages(session, document_id)
+            return DocumentRecord.of(document), [PageRecord.of(page) for page in pages]
 
-    def document_with_pages(self, document_id: int) -> tuple[Document, list[OcrResult]]:
-        with session_scope(self.database) as session:
-            document = existing_document(session, document_id)
-            return document, document_pages(session, document_id)
-
-    def original(self, document_id: int) -> tuple[Document, bytes]:
+    def original(self, document_id: int) -> tuple[DocumentRecord, bytes]:
         """The document and its file as uploaded."""
         document = self.document(document_id)
         if document.original_deleted_at is not None:
@@ -93,7 +94,7 @@ class Records(ServiceStores):
         except ObjectNotFound as missing:
             raise OriginalMissing(document_id) from missing
 
-    def label(self, document_id: int, label: str, source: str) -> Document:
+    def label(self, document_id: int, label: str, source: str) -> DocumentRecord:
         """Sets a document's label (what the next training snapshot learns from)."""
         try:
             clean = normalise_label(label)
@@ -104,7 +105,7 @@ class Records(ServiceStores):
         with session_scope(self.database) as session:
             document = existing_document(session, document_id)
             set_label(session, document, clean, source)
-            return document
+            return DocumentRecord.of(document)
 
     def label_many(
         self, typed: Mapping[int, str], accepted: Sequence[int], source: str
@@ -135,7 +136,7 @@ class Records(ServiceStores):
 
     def documents(
         self, page: int, page_size: int, status: str | None = None, label: str | None = None
-    ) -> tuple[int, list[tuple[Document, Prediction | None]]]:
+    ) -> tuple[int, list[tuple[DocumentRecord, PredictionRecord | None]]]:
         """One page of documents, each with its latest prediction, and how many match in all."""
         known = [value.value for value in DocumentStatus]
         if status and status not in known:
@@ -146,7 +147,7 @@ class Records(ServiceStores):
 
     def search(
         self, query: str, page: int, page_size: int, status: str | None = None
-    ) -> tuple[int, list[tuple[Document, Prediction | None, str]]]:
+    ) -> tuple[int, list[tuple[DocumentRecord, PredictionRecord | None, str]]]:
         """Documents whose OCR text holds every word of ``query``, best match first, each with
         its latest prediction and a snippet; full-text search of the database (SQLite FTS5,
         PostgreSQL text search)."""
@@ -161,14 +162,25 @@ class Records(ServiceStores):
             shown = ranked[(page - 1) * page_size : page * page_size]
             latest = latest_predictions(session, shown)
             snippets = search_snippets(session, query, shown)
-            return len(ranked), [(documents[i], latest.get(i), snippets.get(i, "")) for i in shown]
+            return len(ranked), [
+                (
+                    DocumentRecord.of(documents[i]),
+                    PredictionRecord.of_latest(latest.get(i)),
+                    snippets.get(i, ""),
+                )
+                for i in shown
+            ]
 
     def predictions(
         self, where: PredictionFilter, page: int, page_size: int
-    ) -> tuple[int, list[tuple[Prediction, Document]]]:
+    ) -> tuple[int, list[tuple[PredictionRecord, DocumentRecord]]]:
         """One page of predictions (newest first) with their documents, and the count."""
         with session_scope(self.database) as session:
-            return page_of_predictions(session, where, (page - 1) * page_size, page_size)
+            total, rows = page_of_predictions(session, where, (page - 1) * page_size, page_size)
+            return total, [
+                (PredictionRecord.of(prediction), DocumentRecord.of(document))
+                for prediction, document in rows
+            ]
 
     def export_predictions(
         self, where: PredictionFilter, kind: TableFormat, sink: IO[bytes]
@@ -185,10 +197,14 @@ class Records(ServiceStores):
 
     def review(
         self, where: ReviewFilter, page: int, page_size: int
-    ) -> tuple[int, list[tuple[Document, Prediction | None]]]:
+    ) -> tuple[int, list[tuple[DocumentRecord, PredictionRecord | None]]]:
         """A page of documents for review, each with its latest prediction."""
         with session_scope(self.database) as session:
-            return review_page(session, where, (page - 1) * page_size, page_size)
+            total, rows = review_page(session, where, (page - 1) * page_size, page_size)
+            return total, [
+                (DocumentRecord.of(document), PredictionRecord.of_latest(latest))
+                for document, latest in rows
+            ]
 
     def predicted_classes(self) -> list[str]:
         with session_scope(self.database) as session:
@@ -240,11 +256,11 @@ class Records(ServiceStores):
                 document.original_deleted_at = now
             return [document.id for document in expired]
 
-    def history(self, document_id: int) -> list[Prediction]:
+    def history(self, document_id: int) -> list[PredictionRecord]:
         """Every prediction recorded for the document, oldest first."""
         with session_scope(self.database) as session:
             existing_document(session, document_id)
-            return prediction_history(session, document_id)
+            return [PredictionRecord.of(row) for row in prediction_history(session, document_id)]
 
     def model_metrics(self, model_name: str, model_version: str) -> dict[str, float]:
         with session_scope(self.database) as session:
@@ -319,7 +335,9 @@ class Records(ServiceStores):
         document, pages, original = self._reading_and_original(document_id)
         return page_words(pages, self._page_sizes(original, document.content_type))
 
-    def _reading_and_original(self, document_id: int) -> tuple[Document, list[PageText], bytes]:
+    def _reading_and_original(
+        self, document_id: int
+    ) -> tuple[DocumentRecord, list[PageText], bytes]:
         document, rows = self.document_with_pages(document_id)
         pages = _one_reading(rows, self.settings.ocr_mode)
         if not pages:
@@ -333,10 +351,10 @@ class Records(ServiceStores):
         )
 
 
-def _one_reading(rows: Sequence[OcrResult], preferred_engine: str) -> list[PageText]:
+def _one_reading(rows: Sequence[PageRecord], preferred_engine: str) -> list[PageText]:
     """The pages of one engine's reading: the configured mode's where it read the document,
     else the engine that read the most pages."""
-    by_engine: dict[str, list[OcrResult]] = {}
+    by_engine: dict[str, list[PageRecord]] = {}
     for row in rows:
         by_engine.setdefault(row.engine, []).append(row)
     if not by_engine:
