@@ -5,16 +5,15 @@ each read document; labels on a tenth; a few failures), then each call the API, 
 the sensors, training and exports make, timed through the service (p50 and p99 of repeated
 calls, milliseconds), and how each figure grows with the home.
 
-    .venv/bin/python benchmarks/store_scale.py [--sizes 1000 10000] [--postgres URL]
+    .venv/bin/python benchmarks/store_scale.py [--sizes 1000 10000] [--postgres]
 
 Each size gets a fresh home: the embedded default (SQLite), or with --postgres a throw-away
-database on that server (its objects still in the home's folder).
+database on the local PostgreSQL (its objects still in the home's folder).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import tempfile
@@ -199,7 +198,7 @@ def measure(settings: DocflowSettings, ids: list[int]) -> dict[str, Timing]:
     return results
 
 
-def run_size(documents: int, postgres: str | None) -> dict[str, Timing]:
+def run_size(documents: int, postgres: bool) -> dict[str, Timing]:
     with (
         tempfile.TemporaryDirectory(prefix="docflow-scale-") as scratch,
         _database(postgres, documents) as database_url,
@@ -212,25 +211,16 @@ def run_size(documents: int, postgres: str | None) -> dict[str, Timing]:
 
 
 @contextmanager
-def _database(postgres: str | None, documents: int) -> Iterator[str | None]:
-    """A throw-away database of its own on the PostgreSQL server ``postgres``, dropped after;
-    None (the embedded default in the home) without one."""
-    if postgres is None:
+def _database(postgres: bool, documents: int) -> Iterator[str | None]:
+    """A throw-away database on the local PostgreSQL, dropped after (the tests' own); None,
+    the embedded default in the home, without ``postgres``."""
+    if not postgres:
         yield None
         return
-    import psycopg2
+    from tests.servers import postgres_database
 
-    name = f"docflow_scale_{documents}_{os.getpid()}"
-    admin = psycopg2.connect(f"{postgres}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{postgres}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with postgres_database(f"scale_{documents}") as url:
+        yield url
 
 
 def main() -> None:
@@ -238,9 +228,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument(
         "--postgres",
-        default=None,
-        help="A PostgreSQL server (postgresql://user@host:port): each size in a database of "
-        "its own there, dropped after. Default: the embedded SQLite.",
+        action="store_true",
+        help="Each size in a throw-away database on the local PostgreSQL (127.0.0.1:5432), "
+        "dropped after. Default: the embedded SQLite.",
     )
     args = parser.parse_args()
     results = {size: run_size(size, args.postgres) for size in args.sizes}

@@ -3,11 +3,16 @@ frozen records read off the rows, so no adapter holds a database row or its sess
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
 from docflow_assets.store.models import Document, OcrResult, Prediction
+
+
+def _columns(record: type, row: object) -> dict[str, Any]:
+    """The row's values of the record's fields (each field is a column of the same name)."""
+    return {field.name: getattr(row, field.name) for field in fields(record)}
 
 
 @dataclass(frozen=True)
@@ -30,23 +35,7 @@ class DocumentRecord:
 
     @classmethod
     def of(cls, row: Document) -> DocumentRecord:
-        return cls(
-            row.id,
-            row.filename,
-            row.content_type,
-            row.size_bytes,
-            row.sha256,
-            row.storage_key,
-            row.pages,
-            str(row.status),
-            row.status_reason,
-            row.uploaded_at,
-            row.upload_date,
-            row.label,
-            row.label_source,
-            row.labelled_at,
-            row.original_deleted_at,
-        )
+        return cls(**_columns(cls, row))
 
 
 @dataclass(frozen=True)
@@ -64,16 +53,7 @@ class PageRecord:
 
     @classmethod
     def of(cls, row: OcrResult) -> PageRecord:
-        return cls(
-            row.page,
-            row.engine,
-            row.language,
-            row.text,
-            row.mean_confidence,
-            list(row.words or []),
-            dict(row.preprocessing or {}),
-            row.seconds,
-        )
+        return cls(**_columns(cls, row))
 
 
 @dataclass(frozen=True)
@@ -90,17 +70,7 @@ class PredictionRecord:
 
     @classmethod
     def of(cls, row: Prediction) -> PredictionRecord:
-        return cls(
-            row.id,
-            row.document_id,
-            row.model_name,
-            row.model_version,
-            row.predicted_class,
-            row.confidence,
-            dict(row.all_scores),
-            row.source,
-            row.created_at,
-        )
+        return cls(**_columns(cls, row))
 
     @classmethod
     def of_latest(cls, row: Prediction | None) -> PredictionRecord | None:
