@@ -20,7 +20,8 @@ from docflow_assets import services
 from docflow_assets.defs.partitions import PARTITION_TAG, TRAINING_SNAPSHOTS
 from docflow_assets.demo.render import render_corpus
 from docflow_assets.document_service import DocumentService
-from docflow_assets.ingest import FolderReport, read_labels
+from docflow_assets.document_service.intake import IngestedFolder
+from docflow_assets.ingest import read_labels
 from docflow_assets.ml.registry import Registry
 from docflow_assets.ml.training_set import snapshot_partition_key
 from docflow_assets.settings import DocflowSettings
@@ -69,7 +70,7 @@ def prepare_dagster_home(environment: MutableMapping[str, str], home: Path) -> P
 
 def ingest_labelled_folder(
     settings: DocflowSettings, folder: Path, labels: Path | None
-) -> FolderReport:
+) -> IngestedFolder:
     return DocumentService.from_settings(settings).ingest_folder(
         folder, read_labels(labels) if labels else None, show_progress=True
     )

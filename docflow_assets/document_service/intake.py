@@ -12,7 +12,6 @@ from docflow_assets.document_service.records_of import DocumentRecord
 from docflow_assets.document_service.stores import ServiceStores, ocr_options
 from docflow_assets.exports.formats import Export, ExportFormat, export_reading
 from docflow_assets.ingest import (
-    FolderReport,
     RejectedDocument,
     ingest,
     ingest_folder,
@@ -41,6 +40,17 @@ class Ingested:
     original: bytes | None = None
 
 
+@dataclass(frozen=True)
+class IngestedFolder:
+    added: list[DocumentRecord]
+    duplicates: list[DocumentRecord]
+    rejected: dict[str, str]  # file -> why
+    # Already stored, with a label from the CSV that differs from theirs: now relabelled.
+    relabelled: list[DocumentRecord]
+    # Rows of the labels CSV that name no file of the folder (a typo, a different case).
+    unmatched_labels: list[str]
+
+
 class Intake(ServiceStores):
     def ingest(
         self,
@@ -56,9 +66,16 @@ class Intake(ServiceStores):
 
     def ingest_folder(
         self, folder: Path, labels: dict[str, str] | None = None, show_progress: bool = False
-    ) -> FolderReport:
+    ) -> IngestedFolder:
         """Every file under ``folder`` through ``ingest``, with the labels of a labels file."""
-        return ingest_folder(folder, self.settings, self.store, labels, show_progress)
+        report = ingest_folder(folder, self.settings, self.store, labels, show_progress)
+        return IngestedFolder(
+            [DocumentRecord.of(document) for document in report.added],
+            [DocumentRecord.of(document) for document in report.duplicates],
+            report.rejected,
+            [DocumentRecord.of(document) for document in report.relabelled],
+            report.unmatched_labels,
+        )
 
     def ocr_files(
         self,
