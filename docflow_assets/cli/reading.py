@@ -149,8 +149,10 @@ def _reading_record(path: Path, document: DocumentText, mode: str) -> dict[str, 
 @click.argument("document_ids", nargs=-1, required=True, type=click.IntRange(1))
 @out_dir_option("Folder the PDFs are written to, each named after its document's file.")
 def export_pdf(document_ids: tuple[int, ...], out_dir: Path) -> None:
-    """Write searchable PDFs of stored documents: the original pages with their stored words
-    as an invisible text layer. Exit code 1 when any document could not be exported."""
+    """Write searchable PDFs of stored documents.
+
+    Each is the original's pages with the stored words as an invisible text layer, named
+    ID-FILENAME.pdf. Exit code 1 when any document could not be exported."""
     from docflow_assets.document_service import DocumentService
 
     service = DocumentService.from_settings(settings_of_existing_home())
