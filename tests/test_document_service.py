@@ -81,3 +81,43 @@ def test_bad_requests_are_named_and_change_nothing(service: DocumentService) -> 
     with pytest.raises(NotReadYet, match=f"document {document_id} has not been read yet"):
         service.export(document_id, "pdf")
     assert service.first_upload_day() == datetime.now(UTC).date()
+
+
+def test_a_batch_is_read_featurised_and_scored_by_the_served_version(
+    home_copy: DocflowSettings,
+) -> None:
+    from docflow_assets.demo.render import render_document
+
+    service = DocumentService.from_settings(home_copy)
+    data, extension, _ = render_document("invoice", 91, seed=13)
+    document = service.ingest(io.BytesIO(data), f"new-invoice.{extension}").document
+    day = document.upload_date
+    read = service.read(day, [document.id])
+    assert read.documents == 1 and read.pages == document.pages and not read.failed
+    features = service.featurise(day, [document.id])
+    served = service.registry.version_for_alias(home_copy.model_alias)
+    assert features is not None and features.rows == 1 and features.model_version == served
+    scores = service.score(day, [document.id])
+    assert scores is not None and scores.model_version == served
+    (latest,) = service.history(document.id)
+    assert latest.source == "batch" and latest.model_version == served
+    assert service.document(document.id).status == "predicted"
+
+
+def test_online_reading_reads_once_and_predicts_with_the_model_given(
+    home_copy: DocflowSettings,
+) -> None:
+    from docflow_assets.demo.render import render_document
+
+    service = DocumentService.from_settings(home_copy)
+    data, extension, _ = render_document("letter", 92, seed=13)
+    document = service.ingest(io.BytesIO(data), f"new-letter.{extension}").document
+    text, ran = service.text(document.id)
+    assert ran and text.strip()
+    again, ran_again = service.text(document.id)
+    assert (again, ran_again) == (text, False)  # stored: not read twice
+    deployed = service.registry.load_alias(home_copy.model_alias)
+    assert deployed is not None
+    made = service.predict(deployed.classifier, deployed.name, deployed.version, document.id)
+    assert not made.ran_ocr and made.scored.predicted_class == "letter"
+    assert [p.source for p in service.history(document.id)] == ["api"]
