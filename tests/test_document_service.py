@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from docflow_assets.demo.render import render_document
 from docflow_assets.document_service import (
     DocumentNotFound,
     DocumentService,
     InvalidRequest,
     NotReadYet,
 )
+from docflow_assets.document_service.records_of import DocumentRecord
 from docflow_assets.settings import DocflowSettings
 from tests.helpers import page_png
 
@@ -83,14 +85,17 @@ def test_bad_requests_are_named_and_change_nothing(service: DocumentService) -> 
     assert service.first_upload_day() == datetime.now(UTC).date()
 
 
+def _new_scan(service: DocumentService, label: str, number: int) -> DocumentRecord:
+    """A rendered scan of class ``label`` the trained home has not seen, uploaded."""
+    data, extension, _ = render_document(label, number, seed=13)
+    return service.ingest(io.BytesIO(data), f"new-{label}.{extension}").document
+
+
 def test_a_batch_is_read_featurised_and_scored_by_the_served_version(
     home_copy: DocflowSettings,
 ) -> None:
-    from docflow_assets.demo.render import render_document
-
     service = DocumentService.from_settings(home_copy)
-    data, extension, _ = render_document("invoice", 91, seed=13)
-    document = service.ingest(io.BytesIO(data), f"new-invoice.{extension}").document
+    document = _new_scan(service, "invoice", 91)
     day = document.upload_date
     read = service.read(day, [document.id])
     assert read.documents == 1 and read.pages == document.pages and not read.failed
@@ -107,11 +112,8 @@ def test_a_batch_is_read_featurised_and_scored_by_the_served_version(
 def test_online_reading_reads_once_and_predicts_with_the_model_given(
     home_copy: DocflowSettings,
 ) -> None:
-    from docflow_assets.demo.render import render_document
-
     service = DocumentService.from_settings(home_copy)
-    data, extension, _ = render_document("letter", 92, seed=13)
-    document = service.ingest(io.BytesIO(data), f"new-letter.{extension}").document
+    document = _new_scan(service, "letter", 92)
     text, ran = service.text(document.id)
     assert ran and text.strip()
     again, ran_again = service.text(document.id)
