@@ -29,6 +29,10 @@ class PageText:
     seconds: float
     preprocessing: dict[str, Any] = field(default_factory=dict)
     text: str = ""
+    # Share of the words of three letters or more found in the language's dictionary (Tesseract
+    # only; None where it read fewer than ten such words): a page read the right way up is
+    # mostly words of its language, one read sideways or upside down is not.
+    dictionary_share: float | None = None
 
     @property
     def mean_confidence(self) -> float:

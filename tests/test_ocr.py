@@ -145,10 +145,57 @@ def test_an_unsure_upright_receipt_is_not_turned_by_a_wrong_guess(
     page, truth = render_hard_capture("thermal print", "receipt", 1, seed=3)
     monkeypatch.setattr(pipeline, "guess_quarter_turn", lambda grey: (90, 0.0))
     monkeypatch.setattr(pipeline, "UPRIGHT_CONFIDENCE", 1.0)  # every reading counts as unsure
+    monkeypatch.setattr(pipeline, "UPRIGHT_DICTIONARY_SHARE", 1.1)  # ...and leaves it open
     read = read_png(page)
     assert read.preprocessing["orientation_checked"] is True
     assert read.preprocessing["orientation_rotated"] == 0
     assert character_error_rate(truth, read.text) < 0.2
+
+
+def test_tesseract_counts_its_words_found_in_the_dictionary(real_scans: Path) -> None:
+    engine = TesseractEngine()
+    upright = engine.read(Image.open(real_scans / "phototest.tif"), "eng")
+    upside_down = engine.read(Image.open(real_scans / "phototest-rotated-180.png"), "eng")
+    assert upright.dictionary_share is not None and upright.dictionary_share > 0.9
+    assert upside_down.dictionary_share is not None and upside_down.dictionary_share < 0.4
+    few_words = engine.read(two_line_page()[0], "eng")
+    assert few_words.dictionary_share is None  # too few words to say
+
+
+def test_an_unsure_reading_of_dictionary_words_lying_across_is_of_an_upright_page(
+    real_scans: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faxes read at confidence 0.3-0.7 are upright all the same when most of their words are
+    the language's and lie across the page: no guess, no OSD, no second reading."""
+    guesses: list[int] = []
+
+    def wrong_guess(grey: object) -> tuple[int, float]:
+        guesses.append(180)
+        return 180, 0.0
+
+    monkeypatch.setattr(pipeline, "guess_quarter_turn", wrong_guess)
+    monkeypatch.setattr(pipeline, "UPRIGHT_CONFIDENCE", 1.0)  # every reading counts as unsure
+    data = (real_scans / "phototest.tif").read_bytes()
+    (page,) = ocr_document(data, "image/tiff", OcrOptions(mode="tesseract"))
+    assert guesses == [] and page.preprocessing["orientation_checked"] is False
+    assert page.preprocessing["upright_because"] == "words of its language, lying across"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("phototest-rotated-180.png", "few of its words are in the dictionary"),
+        ("phototest-rotated-R.png", "its words stand taller than wide"),
+    ],
+)
+def test_an_unsure_reading_of_a_turned_page_still_questions_its_orientation(
+    real_scans: Path, monkeypatch: pytest.MonkeyPatch, name: str, why: str
+) -> None:
+    monkeypatch.setattr(pipeline, "UPRIGHT_CONFIDENCE", 1.0)
+    data = (real_scans / name).read_bytes()
+    (page,) = ocr_document(data, "image/png", OcrOptions(mode="tesseract"))
+    assert page.preprocessing["orientation_checked"] is True, why
+    assert "upright_because" not in page.preprocessing, why
 
 
 def test_a_wrong_guess_falls_back_to_tesseract_orientation_detection(

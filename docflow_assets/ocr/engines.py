@@ -87,6 +87,9 @@ AUTOMATIC_LAYOUT = 3  # Tesseract's page segmentation modes (--psm)
 SINGLE_BLOCK = 6
 
 
+# Fewer words of three letters or more than this say too little about the dictionary share.
+MIN_DICTIONARY_EVIDENCE = 10
+
 _apis = threading.local()
 
 
@@ -120,7 +123,7 @@ class TesseractEngine:
         if not api.Recognize(timeout=left or 0):
             api.Clear()
             raise ReadingTimedOut
-        words = _words(api)
+        words, in_dictionary = _words(api)
         api.Clear()
         return PageText(
             engine=self.name,
@@ -128,15 +131,22 @@ class TesseractEngine:
             words=words,
             seconds=time.perf_counter() - started,
             text=text_from_words(words),
+            dictionary_share=(
+                sum(in_dictionary) / len(in_dictionary)
+                if len(in_dictionary) >= MIN_DICTIONARY_EVIDENCE
+                else None
+            ),
         )
 
 
-def _words(api: tesserocr.PyTessBaseAPI) -> list[Word]:
-    """The recognised words with Tesseract's block and line numbering."""
+def _words(api: tesserocr.PyTessBaseAPI) -> tuple[list[Word], list[bool]]:
+    """The recognised words with Tesseract's block and line numbering, and for each word of
+    three letters or more whether it is in the language's dictionary."""
     iterator = api.GetIterator()
     words: list[Word] = []
+    in_dictionary: list[bool] = []
     if iterator is None:
-        return words
+        return words, in_dictionary
     level = tesserocr.RIL.WORD
     block = line = -1
     while True:
@@ -155,5 +165,7 @@ def _words(api: tesserocr.PyTessBaseAPI) -> list[Word]:
             words.append(
                 Word(text, (left, top, right - left, bottom - top), confidence / 100, line, block)
             )
+            if sum(character.isalpha() for character in text) >= 3:
+                in_dictionary.append(bool(iterator.WordIsFromDictionary()))
         if not iterator.Next(level):
-            return words
+            return words, in_dictionary
