@@ -198,6 +198,21 @@ def test_an_unsure_reading_of_a_turned_page_still_questions_its_orientation(
     assert "upright_because" not in page.preprocessing, why
 
 
+def test_an_unsure_reading_of_standing_words_turns_the_page_a_quarter_clockwise(
+    real_scans: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tesseract reads lines running down a page itself; lines running up it reads unsure, as
+    standing words, and the page turned a quarter clockwise is upright, whatever the ink
+    profile guesses."""
+    truth = (real_scans / "phototest.txt").read_text()
+    monkeypatch.setattr(pipeline, "guess_quarter_turn", lambda grey: (270, 0.0))
+    data = (real_scans / "phototest-rotated-L.png").read_bytes()
+    (page,) = ocr_document(data, "image/png", OcrOptions(mode="tesseract"))
+    assert page.preprocessing["orientation_guessed_from"] == "standing words"
+    assert page.preprocessing["orientation_rotated"] == 90
+    assert character_error_rate(truth, page.text) < 0.05
+
+
 def test_a_wrong_guess_falls_back_to_tesseract_orientation_detection(
     real_scans: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from docflow_assets.ocr.cascade import cascade
@@ -106,9 +107,25 @@ def _why_upright(text: PageText) -> str | None:
         return "a confident reading"
     if text.dictionary_share is None or text.dictionary_share < UPRIGHT_DICTIONARY_SHARE:
         return None
+    return None if _words_stand(text) else "words of its language, lying across"
+
+
+def _words_stand(text: PageText) -> bool:
+    """Most words of three letters or more stand taller than wide: lines run up or down."""
     long_words = [word for word in text.words if len(word.text) >= 3]
     standing = sum(1 for word in long_words if word.box[3] > word.box[2])
-    return "words of its language, lying across" if 2 * standing < len(long_words) else None
+    return bool(long_words) and 2 * standing >= len(long_words)
+
+
+def _quarter_turn(grey: np.ndarray, text: PageText) -> tuple[int, str]:
+    """Clockwise degrees that probably set the page upright, and what said so."""
+    if text.dictionary_share is not None and _words_stand(text):
+        # Tesseract itself reads lines running down the page (phototest turned right: confidence
+        # 0.96), so an unsure reading of standing words is of lines running up, which a quarter
+        # turn clockwise sets upright. The ink profile's answer was the other way on 2 of the 7
+        # sideways pages of office-scans-dev, each of which reads 2x stronger turned this way.
+        return 90, "standing words"
+    return guess_quarter_turn(grey)[0], "ink profile"
 
 
 def read_upright(
@@ -133,7 +150,7 @@ def read_upright(
         record["upright_because"] = upright_because
     if "orientation" in steps.steps and upright_because is None:
         record["orientation_checked"] = True
-        turn, _ = guess_quarter_turn(grey)
+        turn, record["orientation_guessed_from"] = _quarter_turn(grey, text)
         record["orientation_guess"] = turn
         if turn == 0:
             orientation = detect_orientation(grey)
