@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -69,8 +70,18 @@ def migrate(url: str) -> None:
         command.upgrade(config, "head")
 
 
-@cache
+# Alembic's migration context is one per process: threads (the daemon's sensors evaluated side
+# by side in one code server) must not migrate at once.
+_migrating = threading.Lock()
+
+
 def ensure_schema(url: str) -> str:
-    """Migrate once per process and URL; returns the URL for chaining."""
+    """Migrate once per process and URL, whatever the threads; returns the URL for chaining."""
+    with _migrating:
+        return _migrated(url)
+
+
+@cache
+def _migrated(url: str) -> str:
     migrate(url)
     return url
