@@ -726,3 +726,7 @@ def test_cascade_keeps_tesseract_on_a_low_resolution_scan() -> None:
     native = replace(tesseract, preprocessing={**tesseract.preprocessing, "upscale_factor": 1.0})
     assert cascade(prepared, native, threshold=0.999, reader=counting).engine == "cascade"
     assert counting.calls == 1
+    # An enlarged page Tesseract found under five words on has no reading to keep.
+    wordless = replace(tesseract, words=tesseract.words[:4])
+    assert cascade(prepared, wordless, 0.999, counting).preprocessing["read_by"] == "ppocr"
+    assert counting.calls == 2
