@@ -115,6 +115,9 @@ def fill(settings: DocflowSettings, documents: int, seed: int = 0) -> list[int]:
                 document.status = DocumentStatus.PREDICTED
                 scores = {name: rng.random() / 10 for name in DOCUMENT_CLASSES}
                 scores[label] = rng.uniform(0.3, 1.0)
+                # In bulk, so kept here as add_prediction keeps it.
+                document.latest_confidence = scores[label]
+                document.latest_predicted_class = label
                 predictions.append(
                     {
                         "document_id": document_id,

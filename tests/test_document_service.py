@@ -18,6 +18,8 @@ from docflow_assets.document_service import (
 )
 from docflow_assets.document_service.records_of import DocumentRecord
 from docflow_assets.settings import DocflowSettings
+from docflow_assets.store.database import session_scope
+from docflow_assets.store.repository import ReviewFilter, add_prediction
 from tests.helpers import page_png
 
 
@@ -123,3 +125,32 @@ def test_online_reading_reads_once_and_predicts_with_the_model_given(
     made = service.predict(deployed.classifier, deployed.name, deployed.version, document.id)
     assert not made.ran_ocr and made.scored.predicted_class == "letter"
     assert [p.source for p in service.history(document.id)] == ["api"]
+
+
+def test_the_review_list_orders_and_filters_by_each_documents_newest_prediction(
+    service: DocumentService,
+) -> None:
+    ids = [_upload(service, f"review {n}") for n in range(6)]
+    scored = {ids[0]: [("memo", 0.9), ("invoice", 0.2)], ids[1]: [("memo", 0.5)]}
+    scored |= {ids[2]: [("invoice", 0.3), ("memo", 0.95)], ids[3]: [("invoice", 0.7)]}
+    with session_scope(service.settings.resolved_database_url) as session:
+        for document_id, predictions in scored.items():
+            for predicted_class, confidence in predictions:
+                scores = {predicted_class: confidence}
+                add_prediction(
+                    session, document_id, "m", "1", predicted_class, confidence, scores, "batch"
+                )
+    # Newest prediction first in confidence order, then the documents without one, oldest first;
+    # a page boundary anywhere gives the same list.
+    expected = [ids[0], ids[1], ids[3], ids[2], ids[4], ids[5]]
+    for page_size in (1, 2, 4, 6):
+        listed = []
+        for page in range(1, 7 // page_size + 2):
+            total, rows = service.review(ReviewFilter(order="unsure"), page, page_size)
+            listed += [document.id for document, _ in rows]
+        assert total == 6 and listed == expected, page_size
+    total, rows = service.review(ReviewFilter(predicted_class="invoice", order="unsure"), 1, 10)
+    assert total == 2 and [document.id for document, _ in rows] == [ids[0], ids[3]]
+    assert [latest.confidence for _, latest in rows if latest] == [0.2, 0.7]
+    _, newest_first = service.review(ReviewFilter(predicted_class="memo"), 1, 10)
+    assert [document.id for document, _ in newest_first] == [ids[2], ids[1]]

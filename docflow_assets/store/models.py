@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -45,6 +46,10 @@ class DocumentStatus(enum.StrEnum):
 
 class Document(Base):
     __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_latest_confidence", "latest_confidence", "id"),
+        Index("ix_documents_latest_predicted_class", "latest_predicted_class", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     filename: Mapped[str] = mapped_column(String(512))
@@ -68,6 +73,13 @@ class Document(Base):
     # Set when the retention period removed the original file (text and predictions stay).
     original_deleted_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=None
+    )
+
+    # The newest prediction's, kept here so that the review list orders and filters by them
+    # through an index instead of grouping every prediction of the home (add_prediction).
+    latest_confidence: Mapped[float | None] = mapped_column(Float, default=None)
+    latest_predicted_class: Mapped[str | None] = mapped_column(
+        String(LABEL_MAX_LENGTH), default=None
     )
 
     ocr_results: Mapped[list[OcrResult]] = relationship(

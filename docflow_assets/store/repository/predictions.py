@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from docflow_assets.store.models import Document, DocumentStatus, Prediction
@@ -33,6 +33,9 @@ def add_prediction(
         source=source,
     )
     session.add(prediction)
+    if document_id is not None:
+        newest = {"latest_confidence": confidence, "latest_predicted_class": predicted_class}
+        session.execute(update(Document).where(Document.id == document_id).values(**newest))
     return prediction
 
 
@@ -184,38 +187,42 @@ def _document_conditions(where: ReviewFilter) -> list[ColumnElement[bool]]:
 def review_page(
     session: Session, where: ReviewFilter, offset: int, limit: int
 ) -> tuple[int, list[tuple[Document, Prediction | None]]]:
-    """Documents with their latest prediction, filtered and ordered for review. Listed by id
-    without a predicted-class filter, the page is read from the documents table alone and only
-    its documents' predictions are looked up: the count and the page then stay index scans of
-    one table however many predictions the home holds."""
-    if where.order != "unsure" and not where.predicted_class:
-        documents = select(Document).where(*_document_conditions(where))
-        counted = session.scalar(select(func.count()).select_from(documents.subquery())) or 0
+    """Documents with their latest prediction, filtered and ordered for review. The page is
+    read from the documents table alone, which keeps its newest prediction's confidence and
+    class in indexed columns, and only its documents' predictions are looked up: the count and
+    the page stay index scans of one table however many predictions the home holds."""
+    documents = select(Document).where(*_document_conditions(where))
+    if where.predicted_class:
+        documents = documents.where(Document.latest_predicted_class == where.predicted_class)
+    counted = int(session.scalar(select(func.count()).select_from(documents.subquery())) or 0)
+    if where.order == "unsure":
+        page = _least_confident_first(session, documents, offset, limit)
+    else:
         by_id = Document.id if where.order == "oldest" else Document.id.desc()
         page = list(session.scalars(documents.order_by(by_id).offset(offset).limit(limit)))
-        latest = latest_predictions(session, [document.id for document in page])
-        return int(counted), [(document, latest.get(document.id)) for document in page]
-    newest = (
-        select(Prediction.document_id, func.max(Prediction.id).label("prediction_id"))
-        .group_by(Prediction.document_id)
-        .subquery()
+    latest = latest_predictions(session, [document.id for document in page])
+    return counted, [(document, latest.get(document.id)) for document in page]
+
+
+def _least_confident_first(
+    session: Session, documents: Select[Document], offset: int, limit: int
+) -> list[Document]:
+    """The predicted documents by confidence, then those without a prediction, as two index
+    scans (databases disagree on where NULL sorts, and an expression on it uses no index)."""
+    predicted = documents.where(Document.latest_confidence.is_not(None))
+    page = list(
+        session.scalars(
+            predicted.order_by(Document.latest_confidence, Document.id).offset(offset).limit(limit)
+        )
     )
-    query = (
-        select(Document, Prediction)
-        .outerjoin(newest, newest.c.document_id == Document.id)
-        .outerjoin(Prediction, Prediction.id == newest.c.prediction_id)
-    )
-    query = query.where(*_document_conditions(where))
-    if where.predicted_class:
-        query = query.where(Prediction.predicted_class == where.predicted_class)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    orders = {
-        "oldest": (Document.id,),
-        "newest": (Document.id.desc(),),
-        "unsure": (Prediction.confidence.is_(None), Prediction.confidence, Document.id),
-    }
-    rows = session.execute(query.order_by(*orders[where.order]).offset(offset).limit(limit))
-    return int(total), [(document, prediction) for document, prediction in rows]
+    if len(page) == limit:
+        return page
+    before = offset
+    if offset:
+        before = int(session.scalar(select(func.count()).select_from(predicted.subquery())) or 0)
+    unpredicted = documents.where(Document.latest_confidence.is_(None)).order_by(Document.id)
+    rest = unpredicted.offset(max(0, offset - before)).limit(limit - len(page))
+    return page + list(session.scalars(rest))
 
 
 def prediction_classes(session: Session) -> list[str]:
