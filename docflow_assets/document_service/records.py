@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import IO
+from typing import IO, Any
 
 import pandas as pd
 import pypdfium2 as pdfium
@@ -33,7 +33,7 @@ from docflow_assets.ml.feature_store import drop_document_features
 from docflow_assets.ocr.pages import page_image, page_sizes
 from docflow_assets.page_text import PageText, Word
 from docflow_assets.store.database import session_scope
-from docflow_assets.store.models import Document, DocumentStatus, Prediction
+from docflow_assets.store.models import DocumentStatus
 from docflow_assets.store.objects import ObjectNotFound
 from docflow_assets.store.repository import (
     GATE_SPLIT,
@@ -377,24 +377,8 @@ def _one_reading(rows: Sequence[PageRecord], preferred_engine: str) -> list[Page
     ]
 
 
-def _prediction_rows(batch: Sequence[tuple[Prediction, Document]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "prediction_id": prediction.id,
-                "document_id": document.id,
-                "filename": document.filename,
-                "upload_date": document.upload_date.isoformat(),
-                "status": document.status,
-                "label": document.label,
-                "predicted_class": prediction.predicted_class,
-                "confidence": prediction.confidence,
-                "model_name": prediction.model_name,
-                "model_version": prediction.model_version,
-                "source": prediction.source,
-                "predicted_at": prediction.created_at.isoformat(),
-            }
-            for prediction, document in batch
-        ],
-        columns=EXPORT_COLUMNS,
-    )
+def _prediction_rows(batch: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(batch, columns=EXPORT_COLUMNS)
+    frame["upload_date"] = [day.isoformat() for day in frame["upload_date"]]
+    frame["predicted_at"] = [moment.isoformat() for moment in frame["predicted_at"]]
+    return frame
