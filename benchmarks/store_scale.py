@@ -220,7 +220,7 @@ def _database(postgres: bool, documents: int) -> Iterator[str | None]:
     if not postgres:
         yield None
         return
-    from tests.servers import postgres_database
+    from docflow_assets.services import postgres_database
 
     with postgres_database(f"scale_{documents}") as url:
         yield url

@@ -150,6 +150,28 @@ def job_command(job: str, run_config: Path, tags: dict[str, str]) -> list[str]:
     ]
 
 
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+@contextmanager
+def postgres_database(purpose: str, server: str = LOCAL_POSTGRES) -> Iterator[str]:
+    """A throw-away database of its own on a PostgreSQL server (the local one, trust auth), as
+    a URL, dropped afterwards."""
+    import psycopg2
+
+    name = f"docflow_{purpose}_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(f"{server}/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
 @contextmanager
 def rabbitmq_vhost(prefix: str) -> Iterator[str]:
     """A throw-away virtual host on the local RabbitMQ (``rabbitmqctl``), as a broker URL:

@@ -10,16 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import httpx
-import psycopg2
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 S3_PORT = 8333
 BUCKET = "docflow"
 BIN = Path(sys.executable).parent
@@ -55,22 +51,6 @@ def answers(url: str) -> Callable[[], bool]:
         return True
 
     return check
-
-
-@contextmanager
-def postgres_database(purpose: str) -> Iterator[str]:
-    """A database of its own on the local PostgreSQL, dropped afterwards."""
-    name = f"docflow_{purpose}_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(f"{POSTGRES}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
 
 
 class ServerProcess:

@@ -26,6 +26,7 @@ from mlflow import MlflowClient
 
 from docflow_assets.demo.render import render_document
 from docflow_assets.ml.registry import Registry
+from docflow_assets.services import postgres_database
 from tests.servers import (
     BIN,
     BUCKET,
@@ -34,7 +35,6 @@ from tests.servers import (
     answers,
     free_port,
     port_open,
-    postgres_database,
     s3_credentials,
     wait_for,
 )

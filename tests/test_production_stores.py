@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from docflow_assets.ingest import RejectedDocument, ingest
+from docflow_assets.services import postgres_database
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import get_engine, session_scope
 from docflow_assets.store.models import Document, OcrResult
 from docflow_assets.store.objects import S3ObjectStore, open_object_store
 from tests.helpers import check_deletion, check_retention, check_search, encoded
-from tests.servers import BUCKET, SeaweedS3, postgres_database, s3_credentials
+from tests.servers import BUCKET, SeaweedS3, s3_credentials
 
 pytestmark = pytest.mark.integration
 

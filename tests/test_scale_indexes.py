@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from docflow_assets.services import postgres_database
 from docflow_assets.store.database import ensure_schema
-from tests.servers import postgres_database
 
 NEWEST_PREDICTIONS = (
     "SELECT max(id) FROM predictions WHERE document_id IN (1, 2, 3) GROUP BY document_id"
