@@ -246,10 +246,11 @@ def main() -> None:
     for name in first:
         # Names carrying a figure (the export's peak) differ by size: match on the call.
         key = name.split(" (peak")[0].split(" (each")[0]
-        row = [name]
+        row = [key]
         for size in args.sizes:
-            match = next(t for n, t in results[size].items() if n.startswith(key))
-            row.append(f"{match.p50_ms:.1f} / {match.p99_ms:.1f}")
+            named, match = next((n, t) for n, t in results[size].items() if n.startswith(key))
+            peak = f" (peak {named.split('(peak ')[1]}" if "(peak " in named else ""
+            row.append(f"{match.p50_ms:.1f} / {match.p99_ms:.1f}{peak}")
         growth = next(t for n, t in last.items() if n.startswith(key)).p50_ms / max(
             first[name].p50_ms, 1e-3
         )
