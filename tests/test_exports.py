@@ -28,6 +28,24 @@ from tests.conftest import REAL_SCANS
 SCANS = ("phototest-rotated-R.png", "multipage.pdf", "phototest.tif")
 XHTML = "{http://www.w3.org/1999/xhtml}"
 ALTO = "{http://www.loc.gov/standards/alto/ns-v4#}"
+SCHEMAS = Path(__file__).parent / "data" / "schemas"
+XLINK_SCHEMA = "http://www.loc.gov/standards/xlink/xlink.xsd"
+
+
+class PinnedSchemas(etree.Resolver):
+    """The ALTO schema imports XLink's from the Library of Congress: read the pinned copy."""
+
+    def resolve(self, system_url: str, public_id: str, context: object) -> object:
+        if system_url == XLINK_SCHEMA:
+            return self.resolve_filename(str(SCHEMAS / "xlink.xsd"), context)
+        return None
+
+
+@pytest.fixture(scope="module")
+def alto_schema() -> etree.XMLSchema:
+    parser = etree.XMLParser(no_network=True)
+    parser.resolvers.add(PinnedSchemas())
+    return etree.XMLSchema(etree.parse(str(SCHEMAS / "alto-4-4.xsd"), parser))
 
 
 @dataclass
@@ -211,6 +229,29 @@ def test_alto_carries_every_word_with_its_position_and_confidence(read_home: Rea
             assert box == word.box
             assert box[0] + box[2] <= width and box[1] + box[3] <= height
             assert 0.0 <= float(string.get("WC")) <= 1.0
+
+
+@pytest.mark.parametrize("name", SCANS)
+def test_alto_is_valid_against_the_alto_v4_schema(
+    read_home: ReadHome, alto_schema: etree.XMLSchema, name: str
+) -> None:
+    alto = etree.fromstring(read_home.service.export(read_home.ids[name], "alto").content)
+    assert alto.findall(f".//{ALTO}String"), "the document has words to validate"
+    assert alto_schema.validate(alto), alto_schema.error_log
+
+
+def test_the_alto_schema_rejects_what_breaks_it(
+    read_home: ReadHome, alto_schema: etree.XMLSchema
+) -> None:
+    """The pinned schema is really checked: a String without its text fails it."""
+    alto = etree.fromstring(
+        read_home.service.export(read_home.ids["phototest.tif"], "alto").content
+    )
+    string = alto.find(f".//{ALTO}String")
+    assert string is not None
+    del string.attrib["CONTENT"]
+    assert not alto_schema.validate(alto)
+    assert "CONTENT" in str(alto_schema.error_log)
 
 
 def test_boxes_of_an_enlarged_page_come_back_to_the_original_scale() -> None:
