@@ -109,6 +109,11 @@ class DocflowSettings(BaseSettings):
     retrain_min_new_labels: int = Field(
         default=50, description="New or changed labels that make a new training set and a retrain."
     )
+    retrain_max_hold_minutes: float = Field(
+        default=15,
+        description="How long a due retrain waits for labelled documents still being "
+        "processed before it takes its snapshot without them (they go in the next one).",
+    )
     model_min_macro_f1: float | None = Field(
         default=None,
         description="Absolute cross-validated macro-F1 a model must reach to be served; unset: "

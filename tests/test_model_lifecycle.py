@@ -3,6 +3,7 @@ training sensor's rules."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 import time
@@ -16,6 +17,7 @@ import torch
 from dagster import (
     AssetKey,
     DagsterInstance,
+    SensorResult,
     SkipReason,
     build_sensor_context,
     instance_for_test,
@@ -275,9 +277,15 @@ def test_the_retrain_rule_waits_for_ocr_and_counts_new_labels_new_classes_and_ag
     newcomer = labels({1: "memo", 2: "invoice", 3: "memo", 4: "letter"})
     assert "['letter']" in decide(newcomer).reason and decide(newcomer).snapshot
     waiting = decide(newcomer, labelled_in_processing=3)
-    assert (
-        not waiting.snapshot and "3 labelled documents are still being processed" in waiting.reason
-    )
+    assert not waiting.snapshot and waiting.held_back
+    assert waiting.reason.startswith("3 labelled documents are still being processed; due (")
+    # Under a steady stream some labelled documents are always in OCR: the hold ends.
+    hold = {"labelled_in_processing": 3, "max_hold": timedelta(minutes=15)}
+    assert decide(newcomer, held_back_for=timedelta(minutes=14), **hold).held_back
+    late = decide(newcomer, held_back_for=timedelta(minutes=16), **hold)
+    assert late.snapshot and "held back 16 min while 3 labelled documents" in late.reason
+    not_due = decide(one_more, labelled_in_processing=3)
+    assert not not_due.snapshot and not not_due.held_back
     assert decide(before, model_age=timedelta(days=8)).snapshot  # stale
     assert not decide(before, model_age=timedelta(days=6)).snapshot
 
@@ -294,6 +302,9 @@ def tick(instance: DagsterInstance, settings: DocflowSettings, cursor: str | Non
 
 
 def skipped(result) -> str:
+    if isinstance(result, SensorResult):
+        assert not result.run_requests and result.skip_reason is not None, result
+        return str(result.skip_reason.skip_message)
     assert isinstance(result, SkipReason), result
     return str(result.skip_message)
 
@@ -377,7 +388,7 @@ def test_the_sensor_trains_a_new_partition_on_enough_new_labels_once_and_when_st
 
 
 def test_the_sensor_waits_for_labelled_documents_in_ocr_and_trains_for_a_new_class(
-    home_copy: DocflowSettings, trained_home: TrainedHome
+    home_copy: DocflowSettings, trained_home: TrainedHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     set_aside_other_tests_documents(home_copy, trained_home)
     newcomer, still_in_ocr = sorted(trained_home.holdout)[:2]
@@ -385,8 +396,16 @@ def test_the_sensor_waits_for_labelled_documents_in_ocr_and_trains_for_a_new_cla
     with session_scope(home_copy.resolved_database_url) as session:
         session.get(Document, still_in_ocr).status = DocumentStatus.UPLOADED  # type: ignore[union-attr]
     with instance_for_test() as instance:
-        early = skipped(tick(instance, home_copy))
-        assert early == "1 labelled documents are still being processed"
+        held = tick(instance, home_copy)
+        assert skipped(held).startswith("1 labelled documents are still being processed; due")
+        held_since = json.loads(held.cursor)["held_since"]
+        again = tick(instance, home_copy, held.cursor)  # the hold keeps its start
+        assert json.loads(again.cursor)["held_since"] == held_since
+        monkeypatch.setenv("DOCFLOW_RETRAIN_MAX_HOLD_MINUTES", "0.001")
+        time.sleep(0.1)
+        [late] = tick(instance, home_copy, again.cursor).run_requests
+        assert "they wait for the next" in late.tags["docflow/why"]
+        monkeypatch.delenv("DOCFLOW_RETRAIN_MAX_HOLD_MINUTES")
         with session_scope(home_copy.resolved_database_url) as session:
             session.get(Document, still_in_ocr).status = DocumentStatus.OCR_DONE  # type: ignore[union-attr]
         # Two new labels, far under the threshold of 50, but one names a class no model knows.

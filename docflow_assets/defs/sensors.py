@@ -208,7 +208,7 @@ TRAINING_RETRY_AFTER_SECONDS = 3600.0
         "Takes a training snapshot (a new partition of the model assets) and trains on it: the "
         "first labels, a class no model has seen, DOCFLOW_RETRAIN_MIN_NEW_LABELS new or "
         "changed labels, or a model older than DOCFLOW_MODEL_MAX_AGE_DAYS. Waits while "
-        "labelled documents are still being processed."
+        "labelled documents are still being processed, DOCFLOW_RETRAIN_MAX_HOLD_MINUTES at most."
     ),
 )
 def training_snapshot_sensor(
@@ -225,6 +225,8 @@ def training_snapshot_sensor(
     labels, in_processing = labels_now.labels, labels_now.labelled_documents_still_in_ocr
     previous = service.snapshot_labels()
     trained = context.instance.get_latest_materialization_event(AssetKey("document_classifier"))
+    last = json.loads(context.cursor) if context.cursor else {}
+    held_since = last.pop("held_since", None)
     decision = retrain_decision(
         previous,
         labels,
@@ -232,11 +234,15 @@ def training_snapshot_sensor(
         settings.retrain_min_new_labels,
         timedelta(seconds=time.time() - trained.timestamp) if trained else None,
         timedelta(days=settings.model_max_age_days),
+        timedelta(seconds=time.time() - held_since) if held_since else None,
+        timedelta(minutes=settings.retrain_max_hold_minutes),
     )
     if not decision.snapshot:
-        return SkipReason(decision.reason)
+        # The cursor remembers since when a due snapshot has been held back.
+        if decision.held_back:
+            last["held_since"] = held_since or time.time()
+        return SensorResult(skip_reason=decision.reason, cursor=json.dumps(last))
     digest = labels_digest(labels)
-    last = json.loads(context.cursor) if context.cursor else {}
     if last.get("labels") == digest and time.time() - last["at"] < TRAINING_RETRY_AFTER_SECONDS:
         return SkipReason(f"already asked to train on these labels ({decision.reason})")
     partition = snapshot_partition_key(datetime.now(UTC))

@@ -165,10 +165,12 @@ def total_variation(first: dict[str, float], second: dict[str, float]) -> float:
 
 @dataclass(frozen=True)
 class RetrainDecision:
-    """Whether the automation takes a new training snapshot now, and why (or why not)."""
+    """Whether the automation takes a new training snapshot now, and why (or why not).
+    ``held_back``: one is due but waits for labelled documents still being processed."""
 
     snapshot: bool
     reason: str
+    held_back: bool = False
 
 
 def retrain_decision(
@@ -178,18 +180,44 @@ def retrain_decision(
     min_new_labels: int,
     model_age: timedelta | None,
     max_model_age: timedelta,
+    held_back_for: timedelta | None = None,
+    max_hold: timedelta = timedelta(minutes=15),
 ) -> RetrainDecision:
     """The automation's rule. ``labels``: the labelled documents (``document_id``, ``label``)
-    whose OCR is done; ``model_age``: since the last training, None when there was none.
+    whose OCR is done; ``model_age``: since the last training, None when there was none;
+    ``held_back_for``: how long a due snapshot has been waiting, None when it was not.
 
-    It waits while labelled documents are still being processed (a snapshot now would miss
-    them); otherwise a first snapshot, a class the last snapshot never saw, enough new or
-    changed labels, or a model older than ``max_model_age`` each take one.
+    A first snapshot, a class the last snapshot never saw, enough new or changed labels, or a
+    model older than ``max_model_age`` each take one. While labelled documents are still being
+    processed it waits (a snapshot now would miss them), but no longer than ``max_hold``: under
+    a steady stream of labelled uploads some always are, and the wait would never end.
     """
-    if labelled_in_processing:
+    due = _due(previous, labels, min_new_labels, model_age, max_model_age)
+    if not labelled_in_processing:
+        return due
+    waiting = f"{labelled_in_processing} labelled documents are still being processed"
+    if not due.snapshot:
+        return RetrainDecision(False, waiting)
+    if held_back_for is None or held_back_for < max_hold:
+        minutes = max_hold.total_seconds() / 60
         return RetrainDecision(
-            False, f"{labelled_in_processing} labelled documents are still being processed"
+            False,
+            f"{waiting}; due ({due.reason}), it waits for them {minutes:.0f} min at most",
+            True,
         )
+    minutes = held_back_for.total_seconds() / 60
+    return RetrainDecision(
+        True, f"{due.reason}; held back {minutes:.0f} min while {waiting}: they wait for the next"
+    )
+
+
+def _due(
+    previous: pd.DataFrame | None,
+    labels: pd.DataFrame,
+    min_new_labels: int,
+    model_age: timedelta | None,
+    max_model_age: timedelta,
+) -> RetrainDecision:
     if labels.empty:
         return RetrainDecision(False, "no labelled documents yet")
     if previous is None:
