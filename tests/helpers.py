@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
+from unittest.mock import patch
 
 import pytest
 import uvicorn
@@ -180,6 +181,7 @@ def check_search(settings: DocflowSettings) -> None:
     from docflow_assets.store.database import session_scope
     from docflow_assets.store.models import Document
     from docflow_assets.store.repository import replace_ocr_results
+    from docflow_assets.store.repository import text as text_index
 
     service = DocumentService.from_settings(settings)
     texts = {
@@ -210,6 +212,28 @@ def check_search(settings: DocflowSettings) -> None:
     assert [d.id for d, _, _ in service.search("water", 1, 10)[1]] == [ids["water"]]
     service.delete(ids["water"])
     assert service.search("water", 1, 10)[0] == 0
+
+    # A word on more pages than one search ranks: the newest pages are ranked, best first.
+    harbour = []
+    for mentions in (3, 1, 2):
+        data = page_png(f"search check harbour {mentions}")
+        stored = ingest(io.BytesIO(data), f"harbour-{mentions}.png", settings, service.store)
+        with session_scope(settings.resolved_database_url) as session:
+            row = session.get(Document, stored.document.id)
+            assert row is not None
+            text = " ".join(["harbour dues"] * mentions + ["paid in full"] * (3 - mentions))
+            replace_ocr_results(session, row, [PageText("cascade", "eng", [], 0.1, text=text)])
+        harbour.append(stored.document.id)
+    oldest_best, newer, newest = harbour
+    assert [d.id for d, _, _ in service.search("harbour", 1, 10)[1]] == [oldest_best, newest, newer]
+    with patch.object(text_index, "MAX_SEARCH_MATCHES", 2):
+        total, found = service.search("harbour", 1, 10)
+        assert total == 2 and [d.id for d, _, _ in found] == [newest, newer]
+        with session_scope(settings.resolved_database_url) as session:
+            session.get(Document, newest).status = "failed"  # type: ignore[union-attr]
+        kept = service.document(newer).status
+        total, found = service.search("harbour", 1, 10, status=kept)
+        assert total == 1 and [d.id for d, _, _ in found] == [newer]
 
 
 def check_retention(

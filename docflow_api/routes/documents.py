@@ -202,7 +202,8 @@ class DocumentController(Controller):
             Parameter(
                 max_length=200,
                 description="Full-text search of the OCR text: documents holding every word, "
-                "best match first, each with a snippet.",
+                "best match first, each with a snippet. The newest 2,000 matching pages are "
+                "ranked; a broader query shows those.",
             ),
         ] = None,
     ) -> DocumentPage:

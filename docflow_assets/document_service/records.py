@@ -64,6 +64,7 @@ from docflow_assets.store.repository import (
     set_label,
     settled_count,
     status_counts,
+    with_status,
 )
 
 # Pages shown to a reviewer: enough to read, small enough to send.
@@ -148,18 +149,16 @@ class Records(ServiceStores):
     def search(
         self, query: str, page: int, page_size: int, status: str | None = None
     ) -> tuple[int, list[tuple[DocumentRecord, PredictionRecord | None, str]]]:
-        """Documents whose OCR text holds every word of ``query``, best match first, each with
-        its latest prediction and a snippet; full-text search of the database (SQLite FTS5,
-        PostgreSQL text search)."""
+        """Documents whose OCR text holds every word of ``query``, best match first (among the
+        newest ``MAX_SEARCH_MATCHES`` matching pages), each with its latest prediction and a
+        snippet; full-text search of the database (SQLite FTS5, PostgreSQL text search)."""
         with session_scope(self.database) as session:
-            matches = search_text(session, query)
-            documents = {
-                document.id: document
-                for document in documents_by_id(session, matches)
-                if not status or document.status == status
-            }
-            ranked = [document_id for document_id in matches if document_id in documents]
-            shown = ranked[(page - 1) * page_size : page * page_size]
+            ranked = search_text(session, query)
+            if status:
+                ranked = with_status(session, ranked, status)
+            page_ids = ranked[(page - 1) * page_size : page * page_size]
+            documents = {document.id: document for document in documents_by_id(session, page_ids)}
+            shown = [document_id for document_id in page_ids if document_id in documents]
             latest = latest_predictions(session, shown)
             snippets = search_snippets(session, query, shown)
             return len(ranked), [

@@ -24,6 +24,7 @@ from docflow_assets.store.repository.documents import (
     stalled_documents,
     status_counts,
     unfinished_documents,
+    with_status,
 )
 from docflow_assets.store.repository.model_records import (
     GATE_SPLIT,
@@ -103,4 +104,5 @@ __all__ = [
     "stalled_documents",
     "status_counts",
     "unfinished_documents",
+    "with_status",
 ]

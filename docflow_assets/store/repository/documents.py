@@ -212,6 +212,13 @@ def documents_by_id(session: Session, document_ids: Sequence[int]) -> list[Docum
     return list(session.scalars(select(Document).where(Document.id.in_(document_ids))))
 
 
+def with_status(session: Session, document_ids: Sequence[int], status: str) -> list[int]:
+    """Those of ``document_ids`` in ``status``, in their order."""
+    query = select(Document.id).where(Document.id.in_(document_ids), Document.status == status)
+    keep = set(session.scalars(query))
+    return [document_id for document_id in document_ids if document_id in keep]
+
+
 def originals_past_retention(
     session: Session, uploaded_before: datetime, limit: int
 ) -> list[Document]:
