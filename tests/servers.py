@@ -9,9 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -170,3 +173,172 @@ def _boto_credentials() -> dict[str, str]:
         "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
         "region_name": credentials["AWS_DEFAULT_REGION"],
     }
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of its own (``pg_createcluster``, trust auth on loopback), so a
+    test can restart or stop the server without touching the machine's; dropped afterwards."""
+
+    def __init__(self) -> None:
+        self.version = max(os.listdir("/usr/lib/postgresql"), key=int)
+        self.name = f"docflow_{os.getpid()}_{free_port()}"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def __enter__(self) -> PostgresCluster:
+        create = ["pg_createcluster", self.version, self.name, "-p", str(self.port), "--start"]
+        subprocess.run(
+            [*create, "--", "--auth=trust"],
+            check=True,
+            capture_output=True,
+        )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        subprocess.run(
+            ["pg_dropcluster", "--stop", self.version, self.name], check=False, capture_output=True
+        )
+
+    def restart(self) -> None:
+        """A fast restart: every open connection is cut."""
+        subprocess.run(["pg_ctlcluster", self.version, self.name, "restart"], check=True)
+
+
+@dataclass
+class ProductionStack:
+    """The production deployment's processes on loopback, not yet started: the MLflow server,
+    the Dagster code location as a gRPC server, the webserver, the daemon and the API."""
+
+    env: dict[str, str]
+    api_url: str
+    mlflow_url: str
+    webserver_port: int
+    mlflow: ServerProcess
+    code_server: ServerProcess
+    webserver: ServerProcess
+    daemon: ServerProcess
+    api: ServerProcess
+
+    @property
+    def processes(self) -> list[ServerProcess]:
+        """In the order they start (each waits for the one before)."""
+        return [self.mlflow, self.code_server, self.webserver, self.daemon, self.api]
+
+
+def production_stack(
+    folder: Path,
+    s3_endpoint: str,
+    databases: dict[str, str],
+    env: dict[str, str],
+) -> ProductionStack:
+    """The stack with the ``app``, ``dagster`` and ``mlflow`` databases (URLs) and S3 at
+    ``s3_endpoint``; ``env`` adds to or overrides the environment every process gets."""
+    repo = Path(__file__).resolve().parent.parent
+    dagster_home = folder / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(repo / "deploy" / "dagster.prod.yaml", dagster_home / "dagster.yaml")
+    code_port, webserver_port, mlflow_port, api_port = (free_port() for _ in range(4))
+    workspace = folder / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+        f"      port: {code_port}\n      location_name: docflow\n"
+    )
+    dagster_db = urlsplit(databases["dagster"])
+    mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+    api_url = f"http://127.0.0.1:{api_port}"
+    env = {
+        **os.environ,
+        **s3_credentials(),
+        "DAGSTER_HOME": str(dagster_home),
+        "DAGSTER_PG_HOST": dagster_db.hostname or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(dagster_db.port or 5432),
+        "DAGSTER_PG_USER": dagster_db.username or "postgres",
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": dagster_db.path.lstrip("/"),
+        "DAGSTER_MAX_CONCURRENT_RUNS": "2",
+        "DOCFLOW_HOME": str(folder / "home"),
+        "DOCFLOW_DATABASE_URL": databases["app"],
+        "DOCFLOW_OBJECT_STORE": f"s3://{BUCKET}/stack",
+        "DOCFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "DOCFLOW_MLFLOW_TRACKING_URI": mlflow_url,
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "OMP_THREAD_LIMIT": "1",
+        **env,
+    }
+    mlflow_store = databases["mlflow"].replace("postgresql://", "postgresql+psycopg2://")
+    mlflow_command = [str(BIN / "mlflow"), "server", "--backend-store-uri", mlflow_store]
+    mlflow_command += ["--artifacts-destination", f"s3://{BUCKET}/mlflow", "--host", "127.0.0.1"]
+    mlflow_command += ["--port", str(mlflow_port), "--workers", "1"]
+    code_command = [
+        str(BIN / "dagster"),
+        "code-server",
+        "start",
+        "-m",
+        "docflow_assets.definitions",
+    ]
+    code_command += ["-h", "127.0.0.1", "-p", str(code_port), "--location-name", "docflow"]
+    webserver_command = [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1"]
+    webserver_command += ["-p", str(webserver_port)]
+    api_command = [str(BIN / "uvicorn"), "docflow_api.app:create_app", "--factory"]
+    api_command += ["--host", "127.0.0.1", "--port", str(api_port)]
+    return ProductionStack(
+        env,
+        api_url,
+        mlflow_url,
+        webserver_port,
+        ServerProcess("mlflow", mlflow_command, env, folder, ready=answers(f"{mlflow_url}/health")),
+        ServerProcess("code-server", code_command, env, folder, ready=lambda: port_open(code_port)),
+        ServerProcess(
+            "webserver",
+            webserver_command,
+            env,
+            folder,
+            ready=answers(f"http://127.0.0.1:{webserver_port}/server_info"),
+        ),
+        ServerProcess(
+            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, folder
+        ),
+        ServerProcess("api", api_command, env, folder, ready=answers(f"{api_url}/health")),
+    )
+
+
+def upload(api_url: str, data: bytes, filename: str, label: str | None = None) -> httpx.Response:
+    form = {"label": label} if label else {}
+    return httpx.post(f"{api_url}/upload", files={"file": (filename, data)}, data=form, timeout=60)
+
+
+class Uploader(threading.Thread):
+    """A client that uploads its documents one by one and retries each until the server
+    acknowledges it: through connection errors (the API down) and 503s (a store down).
+    Any other answer is kept in ``unexpected`` and that document is given up."""
+
+    def __init__(
+        self, api_url: str, documents: list[tuple[bytes, str]], pause: float = 0.5
+    ) -> None:
+        super().__init__(daemon=True)
+        self.api_url = api_url
+        self.documents = documents
+        self.pause = pause
+        self.ids: list[int] = []
+        self.refusals: list[int] = []
+        self.unexpected: list[str] = []
+        self.connection_errors = 0
+
+    def run(self) -> None:
+        for data, filename in self.documents:
+            while True:
+                try:
+                    response = upload(self.api_url, data, filename)
+                except httpx.HTTPError:
+                    self.connection_errors += 1
+                    time.sleep(1)
+                    continue
+                if response.status_code in (200, 201):
+                    self.ids.append(int(response.json()["id"]))
+                    break
+                if response.status_code != 503:
+                    self.unexpected.append(f"{filename}: {response.status_code} {response.text}")
+                    break
+                self.refusals.append(response.status_code)
+                time.sleep(1)
+            time.sleep(self.pause)

@@ -9,13 +9,9 @@ daemon, the S3 server and the API mid-stream and checks that nothing is lost or 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,20 +24,16 @@ from docflow_assets.demo.render import render_document
 from docflow_assets.ml.registry import Registry
 from docflow_assets.services import postgres_database
 from tests.servers import (
-    BIN,
-    BUCKET,
     SeaweedS3,
     ServerProcess,
-    answers,
-    free_port,
-    port_open,
-    s3_credentials,
+    Uploader,
+    production_stack,
+    upload,
     wait_for,
 )
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("invoice", "memo", "resume")
 TRAIN_PER_CLASS = 6
 FINAL = {"predicted", "failed"}
@@ -72,10 +64,7 @@ class Stack:
         return DagsterGraphQLClient("127.0.0.1", port_number=self.webserver_port, timeout=60)
 
     def upload(self, data: bytes, filename: str, label: str | None = None) -> httpx.Response:
-        form = {"label": label} if label else {}
-        return httpx.post(
-            f"{self.api_url}/upload", files={"file": (filename, data)}, data=form, timeout=60
-        )
+        return upload(self.api_url, data, filename, label)
 
     def documents(self) -> list[dict[str, object]]:
         response = httpx.get(f"{self.api_url}/documents", params={"page_size": 500}, timeout=30)
@@ -128,127 +117,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> Itera
         postgres_database("dagster") as dagster_db,
         postgres_database("mlflow") as mlflow_db,
     ):
-        dagster_home = folder / "dagster_home"
-        dagster_home.mkdir()
-        shutil.copy(REPO / "deploy" / "dagster.prod.yaml", dagster_home / "dagster.yaml")
-        code_port, webserver_port, mlflow_port, api_port = (free_port() for _ in range(4))
-        workspace = folder / "workspace.yaml"
-        workspace.write_text(
-            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
-            f"      port: {code_port}\n      location_name: docflow\n"
-        )
-        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-        env = {
-            **os.environ,
-            **s3_credentials(),
-            "DAGSTER_HOME": str(dagster_home),
-            "DAGSTER_PG_HOST": "127.0.0.1",
-            "DAGSTER_PG_PORT": "5432",
-            "DAGSTER_PG_USER": "postgres",
-            "DAGSTER_PG_PASSWORD": "",
-            "DAGSTER_PG_DB": dagster_db.rsplit("/", 1)[1],
-            "DAGSTER_MAX_CONCURRENT_RUNS": "2",
-            "DOCFLOW_HOME": str(folder / "home"),
-            "DOCFLOW_DATABASE_URL": app_db,
-            "DOCFLOW_OBJECT_STORE": f"s3://{BUCKET}/stack",
-            "DOCFLOW_S3_ENDPOINT_URL": seaweed.endpoint,
-            "DOCFLOW_MLFLOW_TRACKING_URI": mlflow_url,
-            "DOCFLOW_OCR_WORKERS": "1",
-            "DOCFLOW_MODEL_POLL_SECONDS": "5",
-            # The first labels train (and a new class would); later uploads are too few to.
-            "DOCFLOW_RETRAIN_MIN_NEW_LABELS": "1000",
-            "MLFLOW_S3_ENDPOINT_URL": seaweed.endpoint,
-            "OMP_THREAD_LIMIT": "1",
-        }
-        mlflow_server = ServerProcess(
-            "mlflow",
-            [
-                str(BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                mlflow_db.replace("postgresql://", "postgresql+psycopg2://"),
-                "--artifacts-destination",
-                f"s3://{BUCKET}/mlflow",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mlflow_port),
-                "--workers",
-                "1",
-            ],
-            env,
+        servers = production_stack(
             folder,
-            ready=answers(f"{mlflow_url}/health"),
+            seaweed.endpoint,
+            {"app": app_db, "dagster": dagster_db, "mlflow": mlflow_db},
+            {
+                "DOCFLOW_OCR_WORKERS": "1",
+                "DOCFLOW_MODEL_POLL_SECONDS": "5",
+                # The first labels train (and a new class would); later uploads are too few to.
+                "DOCFLOW_RETRAIN_MIN_NEW_LABELS": "1000",
+            },
         )
-        code_server = ServerProcess(
-            "code-server",
-            [
-                str(BIN / "dagster"),
-                "code-server",
-                "start",
-                "-m",
-                "docflow_assets.definitions",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(code_port),
-                "--location-name",
-                "docflow",
-            ],
-            env,
-            folder,
-            ready=lambda: port_open(code_port),
-        )
-        webserver = ServerProcess(
-            "webserver",
-            [
-                str(BIN / "dagster-webserver"),
-                "-w",
-                str(workspace),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(webserver_port),
-            ],
-            env,
-            folder,
-            ready=answers(f"http://127.0.0.1:{webserver_port}/server_info"),
-        )
-        daemon = ServerProcess(
-            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, folder
-        )
-        api = ServerProcess(
-            "api",
-            [
-                str(BIN / "uvicorn"),
-                "docflow_api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(api_port),
-            ],
-            env,
-            folder,
-            ready=answers(f"http://127.0.0.1:{api_port}/health"),
-        )
-        processes = [mlflow_server, code_server, webserver, daemon, api]
         started = time.monotonic()
         try:
-            for process in processes:
+            for process in servers.processes:
                 process.start()
             print(f"stack up in {time.monotonic() - started:.0f}s")
             yield Stack(
-                f"http://127.0.0.1:{api_port}",
-                webserver_port,
-                mlflow_url,
+                servers.api_url,
+                servers.webserver_port,
+                servers.mlflow_url,
                 seaweed,
-                daemon,
-                api,
-                processes,
+                servers.daemon,
+                servers.api,
+                servers.processes,
             )
         finally:
-            for process in reversed(processes):
+            for process in reversed(servers.processes):
                 process.stop()
 
 
@@ -326,35 +221,6 @@ def test_uploads_are_processed_and_a_model_is_trained_registered_and_served(
     print(f"end to end in {time.monotonic() - started:.0f}s, {len(sensor_runs)} sensor runs")
 
 
-class Uploader(threading.Thread):
-    """A client that keeps uploading and retries what the server did not acknowledge."""
-
-    def __init__(self, stack: Stack, documents: list[tuple[bytes, str]]) -> None:
-        super().__init__(daemon=True)
-        self.stack = stack
-        self.documents = documents
-        self.ids: list[int] = []
-        self.refusals: list[int] = []
-        self.connection_errors = 0
-
-    def run(self) -> None:
-        for data, filename in self.documents:
-            while True:
-                try:
-                    response = self.stack.upload(data, filename)
-                except httpx.HTTPError:
-                    self.connection_errors += 1
-                    time.sleep(1)
-                    continue
-                if response.status_code in (200, 201):
-                    self.ids.append(int(response.json()["id"]))
-                    break
-                assert response.status_code == 503, response.text
-                self.refusals.append(response.status_code)
-                time.sleep(1)
-            time.sleep(0.5)
-
-
 def test_stopping_the_daemon_the_s3_server_and_the_api_mid_stream_loses_nothing(
     stack: Stack,
 ) -> None:
@@ -393,7 +259,7 @@ def test_stopping_the_daemon_the_s3_server_and_the_api_mid_stream_loses_nothing(
     stack.seaweed.start()
 
     # The API is killed between uploads of a client that retries what was not acknowledged.
-    uploader = Uploader(stack, [*batch[4:], document_bytes("memo", 5, seed=42)])
+    uploader = Uploader(stack.api_url, [*batch[4:], document_bytes("memo", 5, seed=42)])
     uploader.start()
     wait_for(lambda: len(uploader.ids) >= 1, 120, "the first upload of the stream")
     stack.api.kill()
@@ -401,6 +267,7 @@ def test_stopping_the_daemon_the_s3_server_and_the_api_mid_stream_loses_nothing(
     stack.api.start()
     uploader.join(timeout=180)
     assert not uploader.is_alive()
+    assert not uploader.unexpected, uploader.unexpected
 
     ids = first + second + uploader.ids
     statuses = stack.wait_until_final(ids, timeout=600)
