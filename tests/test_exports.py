@@ -231,6 +231,35 @@ def test_alto_carries_every_word_with_its_position_and_confidence(read_home: Rea
             assert 0.0 <= float(string.get("WC")) <= 1.0
 
 
+def test_page_sizes_are_recorded_as_read_so_boxes_need_no_original(
+    read_home: ReadHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = read_home.settings
+    recorded = {}
+    for name in SCANS:
+        document, rows = read_home.service.document_with_pages(read_home.ids[name])
+        expected = page_sizes(
+            (REAL_SCANS / name).read_bytes(),
+            document.content_type,
+            settings.render_dpi,
+            settings.max_image_pixels,
+        )
+        sizes = [tuple(row.preprocessing["page_size"]) for row in rows]
+        assert len(sizes) == len(expected)
+        for size, computed in zip(sizes, expected, strict=True):  # pdfium rounds its render
+            assert abs(size[0] - computed[0]) <= 1 and abs(size[1] - computed[1]) <= 1
+        recorded[name] = sizes
+
+    def no_original(key: str) -> bytes:
+        raise AssertionError(f"the original {key} was fetched")
+
+    monkeypatch.setattr(read_home.service.store, "get_bytes", no_original)
+    for name in SCANS:
+        pages = read_home.service.words_on_pages(read_home.ids[name])
+        assert [page.size for page in pages] == recorded[name]
+        assert any(page.words for page in pages)
+
+
 @pytest.mark.parametrize("name", SCANS)
 def test_alto_is_valid_against_the_alto_v4_schema(
     read_home: ReadHome, alto_schema: etree.XMLSchema, name: str

@@ -25,7 +25,13 @@ from docflow_assets.document_service.reports import (
     PipelineState,
 )
 from docflow_assets.document_service.stores import ServiceStores, existing_document
-from docflow_assets.exports.formats import Export, ExportFormat, export_reading, page_words
+from docflow_assets.exports.formats import (
+    Export,
+    ExportFormat,
+    export_reading,
+    page_words,
+    recorded_page_sizes,
+)
 from docflow_assets.exports.geometry import PageWords
 from docflow_assets.exports.tables import EXPORT_COLUMNS, TableFormat, write_table
 from docflow_assets.ingest import RejectedDocument, normalise_label
@@ -322,27 +328,30 @@ class Records(ServiceStores):
     def export(self, document_id: int, kind: ExportFormat) -> Export:
         """The document's stored reading over its original, as a searchable PDF, hOCR or ALTO
         (``NotReadYet`` before OCR has run)."""
-        document, pages, original = self._reading_and_original(document_id)
-        sizes = self._page_sizes(original, document.content_type)
+        document, pages = self._reading(document_id)
+        _, original = self.original(document_id)
+        sizes = recorded_page_sizes(pages) or self._page_sizes(original, document.content_type)
         return export_reading(
             kind, original, document.content_type, pages, sizes, document.filename
         )
 
     def words_on_pages(self, document_id: int) -> list[PageWords]:
         """Each page's stored words with their boxes on the original page (what the review
-        page draws over the page image); ``NotReadYet`` before OCR has run."""
-        document, pages, original = self._reading_and_original(document_id)
-        return page_words(pages, self._page_sizes(original, document.content_type))
+        page draws over the page image); ``NotReadYet`` before OCR has run. The original is
+        fetched only for pages read before their sizes were recorded."""
+        document, pages = self._reading(document_id)
+        sizes = recorded_page_sizes(pages)
+        if sizes is None:
+            _, original = self.original(document_id)
+            sizes = self._page_sizes(original, document.content_type)
+        return page_words(pages, sizes)
 
-    def _reading_and_original(
-        self, document_id: int
-    ) -> tuple[DocumentRecord, list[PageText], bytes]:
+    def _reading(self, document_id: int) -> tuple[DocumentRecord, list[PageText]]:
         document, rows = self.document_with_pages(document_id)
         pages = _one_reading(rows, self.settings.ocr_mode)
         if not pages:
             raise NotReadYet(document_id, document.status)
-        _, original = self.original(document_id)
-        return document, pages, original
+        return document, pages
 
     def _page_sizes(self, original: bytes, content_type: str) -> list[tuple[int, int]]:
         return page_sizes(

@@ -263,6 +263,9 @@ def _read_page(page: Image.Image, options: OcrOptions, readers: Readers) -> Page
         text = ensemble(text, readers.second.read(prepared, options.language))
     if options.mode != readers.first.name and options.mode not in {"ensemble", "cascade"}:
         text.preprocessing["engine_fallback"] = f"{options.mode} cannot read {text.language}"
+    # The page as rasterised, before any step: what the boxes map back onto, kept so that
+    # drawing them needs no second look at the original.
+    text.preprocessing["page_size"] = list(page.size)
     return text
 
 
