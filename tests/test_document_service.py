@@ -109,6 +109,10 @@ def test_a_batch_is_read_featurised_and_scored_by_the_served_version(
     (latest,) = service.history(document.id)
     assert latest.source == "batch" and latest.model_version == served
     assert service.document(document.id).status == "predicted"
+    # The broker delivers the step again when its acknowledgement was lost: scored once.
+    again = service.score(day, [document.id])
+    assert again is not None and again.by_class == {} and again.already_scored == 1
+    assert len(service.history(document.id)) == 1
 
 
 def test_online_reading_reads_once_and_predicts_with_the_model_given(

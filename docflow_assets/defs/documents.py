@@ -272,6 +272,7 @@ def predictions(
         check_results=[_drift_check(docflow)],
         metadata={
             "documents": sum(report.by_class.values()),
+            "already_scored": report.already_scored,
             "dagster/row_count": service.day_counts(_day(context)).get(DocumentStatus.PREDICTED, 0),
             "model_name": report.model_name,
             "model_version": report.model_version,

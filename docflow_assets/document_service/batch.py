@@ -43,6 +43,7 @@ from docflow_assets.store.repository import (
     new_documents,
     recent_predicted_classes,
     replace_ocr_results,
+    scored_since_read,
     stalled_documents,
     status_counts,
     unfinished_documents,
@@ -174,7 +175,10 @@ class BatchSteps(ServiceStores):
 
     def score(self, day: date, document_ids: Sequence[int]) -> ScoresReport | None:
         """Scores the batch's stored features with the version that made them (even if the
-        alias has moved since) and records each prediction; None when there are no features."""
+        alias has moved since) and records each prediction; None when there are no features.
+        A document that version has already scored is left as it is: the broker delivers a
+        step again when its acknowledgement was lost (a RabbitMQ restart), and a prediction
+        must not be recorded twice."""
         try:
             features = load_features(self.store, features_key(day, document_ids))
         except ObjectNotFound:
@@ -185,7 +189,10 @@ class BatchSteps(ServiceStores):
         classes: Counter[str] = Counter()
         preview: list[Row] = []
         with session_scope(self.database) as session:
+            done = scored_since_read(session, ids, deployed.name, deployed.version)
             for document in batch_documents(session, day, ids):
+                if document.id in done:
+                    continue
                 result = scored[document.id]
                 add_prediction(
                     session,
@@ -208,7 +215,7 @@ class BatchSteps(ServiceStores):
                             "confidence": round(result.confidence, 3),
                         }
                     )
-        return ScoresReport(deployed.name, deployed.version, dict(classes), preview)
+        return ScoresReport(deployed.name, deployed.version, dict(classes), preview, len(done))
 
     def scoring_backlog(self, limit: int, exclude: Collection[int] = ()) -> ScoringBacklog:
         """What the served model should score next (at most ``limit`` documents, none of

@@ -102,6 +102,7 @@ class ScoresReport:
     model_version: str
     by_class: dict[str, int]
     preview: list[Row]
+    already_scored: int  # documents this version had scored before (a step delivered again)
 
 
 @dataclass(frozen=True)

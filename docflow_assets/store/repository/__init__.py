@@ -46,6 +46,7 @@ from docflow_assets.store.repository.predictions import (
     predictions_in_batches,
     recent_predicted_classes,
     review_page,
+    scored_since_read,
 )
 from docflow_assets.store.repository.text import (
     MAX_SEARCH_MATCHES,
@@ -97,6 +98,7 @@ __all__ = [
     "release_online_ocr",
     "replace_ocr_results",
     "review_page",
+    "scored_since_read",
     "search_snippets",
     "search_text",
     "set_label",

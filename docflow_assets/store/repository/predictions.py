@@ -10,7 +10,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from docflow_assets.store.models import Document, DocumentStatus, Prediction
+from docflow_assets.store.models import Document, DocumentStatus, OcrResult, Prediction
 
 
 def add_prediction(
@@ -37,6 +37,30 @@ def add_prediction(
         newest = {"latest_confidence": confidence, "latest_predicted_class": predicted_class}
         session.execute(update(Document).where(Document.id == document_id).values(**newest))
     return prediction
+
+
+def scored_since_read(
+    session: Session, document_ids: Sequence[int], model_name: str, model_version: str
+) -> set[int]:
+    """Those of ``document_ids`` that this model version has scored in a batch since their
+    current OCR reading (a document read again is scored again)."""
+    read = (
+        select(OcrResult.document_id, func.max(OcrResult.created_at).label("read_at"))
+        .where(OcrResult.document_id.in_(document_ids))
+        .group_by(OcrResult.document_id)
+        .subquery()
+    )
+    query = (
+        select(Prediction.document_id)
+        .join(read, read.c.document_id == Prediction.document_id)
+        .where(
+            Prediction.source == "batch",
+            Prediction.model_name == model_name,
+            Prediction.model_version == model_version,
+            Prediction.created_at >= read.c.read_at,
+        )
+    )
+    return {int(document_id) for document_id in session.scalars(query) if document_id is not None}
 
 
 def recent_predicted_classes(session: Session, limit: int) -> list[str]:
