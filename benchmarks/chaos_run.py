@@ -446,7 +446,7 @@ def main() -> int:
                 "DOCFLOW_OCR_MODE": "tesseract",
                 "DOCFLOW_OCR_WORKERS": "1",
                 "DOCFLOW_MODEL_POLL_SECONDS": "5",
-                "DOCFLOW_RETRAIN_MIN_NEW_LABELS": str(max(10, args.documents // LABEL_EVERY // 2)),
+                "DOCFLOW_RETRAIN_MIN_NEW_LABELS": str(max(10, args.documents // LABEL_EVERY // 4)),
                 "DOCFLOW_RETRAIN_MAX_HOLD_MINUTES": "1",
             },
         )
