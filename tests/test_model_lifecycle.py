@@ -26,6 +26,7 @@ from dagster import (
 from sqlalchemy import select
 
 from docflow_assets.definitions import defs
+from docflow_assets.defs.model import MIN_DOCUMENTS_PER_CLASS
 from docflow_assets.defs.resources import DocflowResource, mlflow_tracking_resource
 from docflow_assets.demo.render import RenderedDocument
 from docflow_assets.document_service import DocumentService
@@ -71,9 +72,15 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
 ) -> None:
     with session_scope(home_copy.resolved_database_url) as session:
         labelled = list(session.scalars(select(Document).where(Document.label.is_not(None))))
-        labels = [document.label for document in labelled]
-        random.Random(3).shuffle(labels)
-        for document, label in zip(labelled, labels, strict=True):
+        # Labels dealt at random: the fewest each class may have, the rest to one class. Chance
+        # is then that class's share, and a model without signal cannot beat it by the margin
+        # through luck (over 8 balanced classes it now and then did: the margin was about two
+        # standard deviations of chance on this home's few dozen documents).
+        classes = sorted({str(document.label) for document in labelled})
+        dealt = [name for name in classes[1:] for _ in range(MIN_DOCUMENTS_PER_CLASS)]
+        dealt += [classes[0]] * (len(labelled) - len(dealt))
+        random.Random(3).shuffle(dealt)
+        for document, label in zip(labelled, dealt, strict=True):
             document.label = label
     with DagsterInstance.ephemeral() as instance:
         result = train_model(instance, resources(home_copy), raise_on_error=False)
@@ -450,7 +457,11 @@ def test_predictions_score_with_the_version_that_made_the_features(
     (materialization,) = scored.asset_materializations_for_node("predictions")
     assert materialization.metadata["model_version"].value == trained_home.model_version
     assert trained_home.model_version != newer_version
-    assert materialization.metadata["documents"].value == len(holdout)  # this batch
+    # This batch: the trained home's pipeline had scored it with that version already, and a
+    # version does not score a reading twice.
+    metadata = materialization.metadata
+    assert metadata["already_scored"].value == len(holdout)
+    assert metadata["documents"].value == 0
     # The partition is the upload day: its row count is every predicted document of the day.
     day = DocumentService.from_settings(home_copy).day_counts(date.fromisoformat(today_partition()))
     assert materialization.metadata["dagster/row_count"].value == day["predicted"] >= len(holdout)
