@@ -3,21 +3,29 @@ recorded as soon as it is read, and a batch cut short keeps what it read."""
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
 from docflow_assets.demo.content import DOCUMENT_CLASSES
 from docflow_assets.demo.render import render_corpus
 from docflow_assets.document_service import DocumentService, OcrReport
 from docflow_assets.ingest import ingest_folder
-from docflow_assets.ocr.pipeline import IN_FLIGHT_PER_WORKER
+from docflow_assets.ocr.pipeline import (
+    IN_FLIGHT_PER_WORKER,
+    OcrOptions,
+    OcrRequest,
+    iter_ocr_documents,
+)
 from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, OcrResult
 from docflow_assets.store.objects import ObjectStore, StoreUnavailable
+from tests.conftest import REAL_SCANS
 
 
 class CountingStore:
@@ -126,3 +134,22 @@ def test_ocr_files_reads_in_order_and_names_the_files_it_cannot_read(tmp_path: P
     # Reading files registers and stores nothing.
     assert not (tmp_path / "home" / "docflow.db").exists()
     assert not [path for path in (tmp_path / "home").rglob("*") if path.is_file()]
+
+
+def test_a_slow_document_does_not_hold_back_those_read_beside_it() -> None:
+    """A six-page PDF first, then one-line pages: the other process reads them all while the
+    PDF is read, and each comes back as soon as it is read, not queued behind the PDF."""
+    slow = OcrRequest(0, (REAL_SCANS / "multipage.pdf").read_bytes(), "application/pdf")
+    page = Image.new("L", (400, 80), 255)
+    ImageDraw.Draw(page).text((10, 30), "quick", fill=0)
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    quick = [OcrRequest(n, buffer.getvalue(), "image/png") for n in range(1, 7)]
+
+    order = [
+        reading.document_id
+        for reading in iter_ocr_documents([slow, *quick], OcrOptions(mode="tesseract"), workers=2)
+    ]
+
+    assert sorted(order) == list(range(7))
+    assert order[-1] == 0

@@ -107,14 +107,21 @@ class Intake(ServiceStores):
                 content_types[index] = content_type
                 yield OcrRequest(index, data, content_type)
 
+        # Readings come back as they finish; those ahead of an earlier file still being read
+        # wait here (text only, no image), so the files come out in the order given.
+        finished: dict[int, DocumentText] = {}
         next_index = 0
         for document in iter_ocr_documents(requests(), options, workers):
-            while next_index < document.document_id:
-                yield FileReading(ordered[next_index], None, unreadable[next_index])
+            finished[document.document_id] = document
+            while next_index in finished or next_index in unreadable:
+                if next_index in unreadable:
+                    yield FileReading(ordered[next_index], None, unreadable.pop(next_index))
+                else:
+                    read = finished.pop(next_index)
+                    yield FileReading(
+                        ordered[next_index], read, read.error, content_types.pop(next_index)
+                    )
                 next_index += 1
-            index = document.document_id
-            yield FileReading(ordered[index], document, document.error, content_types.pop(index))
-            next_index = document.document_id + 1
         for index in range(next_index, len(ordered)):
             yield FileReading(ordered[index], None, unreadable[index])
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -281,10 +280,11 @@ def _ocr_request(request: OcrRequest, options: OcrOptions) -> DocumentText:
 def iter_ocr_documents(
     requests: Iterable[OcrRequest], options: OcrOptions, workers: int = 2
 ) -> Iterator[DocumentText]:
-    """OCR documents, one process per core, yielding each in the requests' order as soon as it
-    and those before it are read; failures come back as ``error``. Requests are drawn only as
-    workers free up (``IN_FLIGHT_PER_WORKER`` each), so a lazy iterable of requests keeps at
-    most that many documents' bytes in memory, however long it is."""
+    """OCR documents, one process per core, yielding each as soon as it is read: in the order
+    they finish, not the requests' (one slow page must not leave the other process idle behind
+    it); failures come back as ``error``. Requests are drawn only as workers free up
+    (``IN_FLIGHT_PER_WORKER`` each), so a lazy iterable of requests keeps at most that many
+    documents' bytes in memory, however long it is."""
     requests = iter(requests)
     first = list(itertools.islice(requests, 2))
     if workers <= 1 or len(first) <= 1:
@@ -296,14 +296,16 @@ def iter_ocr_documents(
     # The server imports the OCR code once; each worker forked from it starts ready to read.
     context.set_forkserver_preload([__name__])
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    in_flight: deque[Future[DocumentText]] = deque()
+    in_flight: set[Future[DocumentText]] = set()
     try:
         for request in itertools.chain(first, requests):
-            in_flight.append(pool.submit(_ocr_request, request, options))
+            in_flight.add(pool.submit(_ocr_request, request, options))
             if len(in_flight) >= IN_FLIGHT_PER_WORKER * workers:
-                yield in_flight.popleft().result()
+                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in finished)
         while in_flight:
-            yield in_flight.popleft().result()
+            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            yield from (future.result() for future in finished)
     finally:
         # A caller that stops early (an outage, a kill) waits only for the pages being read.
         pool.shutdown(wait=True, cancel_futures=True)
