@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import DagsterEventType, DagsterInstance
 from sqlalchemy import func, select
 
 from docflow_assets import services
@@ -71,16 +71,15 @@ class CeleryStack:
         )
 
     def steps_by_worker(self, step: str) -> list[str]:
-        """The Celery worker of each execution of ``step``, in order, over every run."""
+        """The Celery worker of each execution of ``step``, in order, run after run."""
         with DagsterInstance.from_config(str(self.dagster_home)) as instance:
-            records = instance.get_event_records(
-                EventRecordsFilter(event_type=DagsterEventType.ENGINE_EVENT),
-                limit=1000,
-                ascending=True,
-            )
+            entries = [
+                entry
+                for run in reversed(instance.get_runs())  # oldest first
+                for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            ]
         workers = []
-        for record in records:
-            entry = record.event_log_entry
+        for entry in entries:
             data = entry.dagster_event.engine_event_data if entry.dagster_event else None
             metadata = data.metadata if data else {}
             if "Celery worker" in metadata and metadata["step_keys"].value == step:

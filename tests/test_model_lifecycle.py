@@ -273,15 +273,20 @@ def test_the_retrain_rule_waits_for_ocr_and_counts_new_labels_new_classes_and_ag
         return pd.DataFrame({"document_id": list(pairs), "label": list(pairs.values())})
 
     before = labels({1: "memo", 2: "invoice", 3: "memo"})
-    week = timedelta(days=7)
+    week, hold = timedelta(days=7), timedelta(minutes=15)
 
     def decide(now: pd.DataFrame, **changes: object):
-        arguments: dict = {"labelled_in_processing": 0, "min_new_labels": 2, "model_age": None}
+        arguments: dict = {
+            "labelled_in_processing": 0,
+            "min_new_labels": 2,
+            "model_age": None,
+            "held_back_for": None,
+        }
         arguments.update(changes)
-        return retrain_decision(before, now, max_model_age=week, **arguments)
+        return retrain_decision(before, now, max_model_age=week, max_hold=hold, **arguments)
 
-    assert retrain_decision(None, before, 0, 50, None, week).snapshot  # the first labels
-    assert not retrain_decision(None, labels({}), 0, 50, None, week).snapshot
+    assert retrain_decision(None, before, 0, 50, None, week, None, hold).snapshot  # first labels
+    assert not retrain_decision(None, labels({}), 0, 50, None, week, None, hold).snapshot
     one_more = labels({1: "memo", 2: "invoice", 3: "memo", 4: "memo"})
     assert not decide(one_more).snapshot
     assert "1 new labels since the last snapshot; 2 make one" in decide(one_more).reason
@@ -293,9 +298,8 @@ def test_the_retrain_rule_waits_for_ocr_and_counts_new_labels_new_classes_and_ag
     assert not waiting.snapshot and waiting.held_back
     assert waiting.reason.startswith("3 labelled documents are still being processed; due (")
     # Under a steady stream some labelled documents are always in OCR: the hold ends.
-    hold = {"labelled_in_processing": 3, "max_hold": timedelta(minutes=15)}
-    assert decide(newcomer, held_back_for=timedelta(minutes=14), **hold).held_back
-    late = decide(newcomer, held_back_for=timedelta(minutes=16), **hold)
+    assert decide(newcomer, held_back_for=timedelta(minutes=14), labelled_in_processing=3).held_back
+    late = decide(newcomer, held_back_for=timedelta(minutes=16), labelled_in_processing=3)
     assert late.snapshot and "held back 16 min while 3 labelled documents" in late.reason
     not_due = decide(one_more, labelled_in_processing=3)
     assert not not_due.snapshot and not not_due.held_back

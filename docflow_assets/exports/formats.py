@@ -30,10 +30,13 @@ class Export:
 def recorded_page_sizes(pages: Sequence[PageText]) -> list[tuple[int, int]] | None:
     """Each page's size as rasterised, as OCR recorded it; None if a page was read before
     sizes were recorded (the original must be looked at)."""
-    sizes = [page.preprocessing.get("page_size") for page in pages]
-    if not sizes or any(size is None for size in sizes):
-        return None
-    return [(int(size[0]), int(size[1])) for size in sizes if size is not None]
+    sizes: list[tuple[int, int]] = []
+    for page in pages:
+        size = page.preprocessing.get("page_size")
+        if size is None:
+            return None
+        sizes.append((int(size[0]), int(size[1])))
+    return sizes or None
 
 
 def page_words(pages: Sequence[PageText], sizes: Sequence[tuple[int, int]]) -> list[PageWords]:

@@ -180,8 +180,8 @@ def retrain_decision(
     min_new_labels: int,
     model_age: timedelta | None,
     max_model_age: timedelta,
-    held_back_for: timedelta | None = None,
-    max_hold: timedelta = timedelta(minutes=15),
+    held_back_for: timedelta | None,
+    max_hold: timedelta,
 ) -> RetrainDecision:
     """The automation's rule. ``labels``: the labelled documents (``document_id``, ``label``)
     whose OCR is done; ``model_age``: since the last training, None when there was none;
