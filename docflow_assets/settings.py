@@ -75,7 +75,11 @@ class DocflowSettings(BaseSettings):
         description="Tesseract's mean word confidence under which the cascade has PP-OCR read "
         "the page (clean scans read at 0.92-0.96, photographed receipts at 0.68-0.73).",
     )
-    ocr_workers: int = Field(default=2, description="Processes OCR'ing pages in parallel.")
+    ocr_workers: int = Field(
+        default=2,
+        description="Processes OCR'ing pages in parallel on one machine: with steps in "
+        "process, the processing runs in flight share them; each Celery worker has its own.",
+    )
     executor: Literal["in_process", "celery"] = Field(
         default="in_process",
         description="Where runs execute their steps: in the run's own process, or on Celery "

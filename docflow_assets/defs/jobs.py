@@ -1,6 +1,12 @@
 from dagster import AssetSelection, define_asset_job
 
-from docflow_assets.defs.documents import ocr_text, predictions, raw_documents, tfidf_features
+from docflow_assets.defs.documents import (
+    PROCESSING_JOB,
+    ocr_text,
+    predictions,
+    raw_documents,
+    tfidf_features,
+)
 from docflow_assets.defs.executors import executor_for
 from docflow_assets.defs.model import deployed_model, document_classifier, training_set
 from docflow_assets.defs.partitions import training_snapshots, upload_days
@@ -9,7 +15,7 @@ from docflow_assets.settings import DocflowSettings
 EXECUTOR = executor_for(DocflowSettings())
 
 process_documents_job = define_asset_job(
-    "process_documents_job",
+    PROCESSING_JOB,
     selection=AssetSelection.assets(raw_documents, ocr_text, tfidf_features, predictions),
     partitions_def=upload_days,
     executor_def=EXECUTOR,

@@ -92,13 +92,15 @@ class BatchSteps(ServiceStores):
         document_ids: Sequence[int],
         resume: bool = False,
         on_recorded: Callable[[OcrReport], None] | None = None,
+        workers: int | None = None,
     ) -> OcrReport:
-        """OCR the batch (one process per core), recording each document as soon as it is read,
-        in a transaction of its own; a document that cannot be read is marked failed with its
-        reason and holds up no other. Originals are fetched only as workers free up, so memory
-        does not grow with the batch, and a run killed midway loses only the documents in
-        flight: with ``resume`` (a retry of the same step) the documents already read are left
-        as they are. ``on_recorded`` hears the tally after every document."""
+        """OCR the batch (``workers`` processes, by default ``ocr_workers``), recording each
+        document as soon as it is read, in a transaction of its own; a document that cannot be
+        read is marked failed with its reason and holds up no other. Originals are fetched only
+        as workers free up, so memory does not grow with the batch, and a run killed midway
+        loses only the documents in flight: with ``resume`` (a retry of the same step) the
+        documents already read are left as they are. ``on_recorded`` hears the tally after
+        every document."""
         report = OcrReport()
         with session_scope(self.database) as session:
             queued = []
@@ -112,7 +114,8 @@ class BatchSteps(ServiceStores):
         started = time.perf_counter()
         requests = self._originals(queued, report)
         options = ocr_options(self.settings)
-        for result in iter_ocr_documents(requests, options, self.settings.ocr_workers):
+        processes = workers or self.settings.ocr_workers
+        for result in iter_ocr_documents(requests, options, processes):
             with session_scope(self.database) as session:
                 read = session.get(Document, result.document_id)
                 if read is None:  # deleted while it was being read
