@@ -3,12 +3,10 @@ recorded as soon as it is read, and a batch cut short keeps what it read."""
 
 from __future__ import annotations
 
-import io
 from datetime import date
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
 from docflow_assets.demo.content import DOCUMENT_CLASSES
@@ -26,6 +24,7 @@ from docflow_assets.store.database import session_scope
 from docflow_assets.store.models import Document, DocumentStatus, OcrResult
 from docflow_assets.store.objects import ObjectStore, StoreUnavailable
 from tests.conftest import REAL_SCANS
+from tests.helpers import page_png
 
 
 class CountingStore:
@@ -140,11 +139,7 @@ def test_a_slow_document_does_not_hold_back_those_read_beside_it() -> None:
     """A six-page PDF first, then one-line pages: the other process reads them all while the
     PDF is read, and each comes back as soon as it is read, not queued behind the PDF."""
     slow = OcrRequest(0, (REAL_SCANS / "multipage.pdf").read_bytes(), "application/pdf")
-    page = Image.new("L", (400, 80), 255)
-    ImageDraw.Draw(page).text((10, 30), "quick", fill=0)
-    buffer = io.BytesIO()
-    page.save(buffer, format="PNG")
-    quick = [OcrRequest(n, buffer.getvalue(), "image/png") for n in range(1, 7)]
+    quick = [OcrRequest(n, page_png("quick"), "image/png") for n in range(1, 7)]
 
     order = [
         reading.document_id
